@@ -1,0 +1,29 @@
+-- Prelude of the wallet scripts (tag {u:<bucket>}), after common.lua.
+--
+-- w:<uid>   hash name, key_hash, created_at, balance, version
+-- h:<uid>   list of the newest ledger entries (JSON), at most HISTORY_LEN
+-- pay:<pid> "D:<balance_after>" once debited, "V" once void (saga record)
+-- ref:<rid> "<balance_after>" once a refund was credited
+-- idem:<uid>:<scope>:<key> first answer of an idempotent request
+
+local HISTORY_LEN = 200
+local SAGA_TTL = 30 * 86400
+
+-- Moves the balance by `amount` (negative for a debit), appends the ledger
+-- entry to the history and the stream. Returns the new balance and version.
+local function book(uid, kind, amount, reference, now)
+  local w = B .. 'w:' .. uid
+  local before = tonumber(redis.call('HGET', w, 'balance'))
+  local after = before + amount
+  local version = redis.call('HINCRBY', w, 'version', 1)
+  redis.call('HSET', w, 'balance', after)
+  local entry = {
+    user_id = tonumber(uid), version = version, type = kind, amount = amount,
+    balance_before = before, balance_after = after,
+    reference = reference or cjson.null, at = now,
+  }
+  local d = emit('ledger', entry)
+  redis.call('LPUSH', B .. 'h:' .. uid, d)
+  redis.call('LTRIM', B .. 'h:' .. uid, 0, HISTORY_LEN - 1)
+  return after, version
+end

@@ -1,0 +1,32 @@
+-- poll_tokens: KEYS[1] concert base; ARGV[1] active max, ARGV[2] active
+-- ttl ms, ARGV[3] idle timeout ms, ARGV[4..] tokens with an open stream.
+-- One call a tick per concert serves every event stream of an instance.
+-- Returns {now, then per token: status "W"|"A"|"E", position or
+-- active_until, eta}. Waiting tokens are marked seen. O(k log n).
+local max, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+admit(now, max, ttl, idle)
+local rate = nil
+local out = { now }
+for i = 4, #ARGV do
+  local tok = ARGV[i]
+  local rank = redis.call('ZRANK', B .. 'q:wait', tok)
+  if rank then
+    redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
+    rate = rate or admission_rate(now)
+    out[#out + 1] = 'W'
+    out[#out + 1] = rank + 1
+    out[#out + 1] = eta(rank + 1, rate, max, ttl)
+  else
+    local until_ms = redis.call('ZSCORE', B .. 'q:act', tok)
+    if until_ms then
+      out[#out + 1] = 'A'
+      out[#out + 1] = tonumber(until_ms)
+    else
+      out[#out + 1] = 'E'
+      out[#out + 1] = 0
+    end
+    out[#out + 1] = 0
+  end
+end
+return out

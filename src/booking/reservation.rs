@@ -1,0 +1,300 @@
+//! Reservations: hold, read, cancel, and the refund saga.
+
+use fred::interfaces::SetsInterface;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{BookingError, Schedule, SeatSelection};
+use crate::config::BookingSettings;
+use crate::queue::QueueToken;
+use crate::store::redis::{RedisStore, Reply, Status};
+use crate::store::StoreError;
+use crate::time::Millis;
+
+/// A reservation as the scripts keep it (times in ms).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReservationState {
+    pub id: String,
+    pub user_id: i64,
+    pub concert_id: i64,
+    pub schedule_id: i64,
+    pub seats: Vec<i64>,
+    pub amount: i64,
+    pub status: String,
+    pub held_at: i64,
+    pub expires_at: i64,
+    #[serde(default)]
+    pub payment_id: Option<String>,
+    #[serde(default)]
+    pub confirmed_at: Option<i64>,
+    #[serde(default)]
+    pub cancelled_at: Option<i64>,
+    #[serde(default)]
+    pub refunded_at: Option<i64>,
+}
+
+/// A reservation as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ReservationView {
+    pub id: String,
+    pub user_id: i64,
+    pub concert_id: i64,
+    pub schedule_id: i64,
+    pub seat_numbers: Vec<i64>,
+    pub amount: i64,
+    pub status: &'static str,
+    pub held_at: Millis,
+    pub expires_at: Millis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<Millis>,
+}
+
+impl ReservationState {
+    /// Parses the JSON a script returned.
+    ///
+    /// # Errors
+    /// JSON that is not a reservation.
+    pub fn decode(json: &[u8]) -> Result<Self, StoreError> {
+        let mut bytes = json.to_vec();
+        simd_json::serde::from_slice(&mut bytes).map_err(|e| StoreError::Reply(e.to_string()))
+    }
+
+    /// The API view. A reservation being paid shows as HELD: the payment
+    /// either confirms it or leaves it held.
+    pub fn view(self) -> ReservationView {
+        let status = match self.status.as_str() {
+            "CONFIRMED" => "CONFIRMED",
+            "CANCELLED" => "CANCELLED",
+            "EXPIRED" => "EXPIRED",
+            "REFUNDED" => "REFUNDED",
+            _ => "HELD",
+        };
+        ReservationView {
+            id: self.id,
+            user_id: self.user_id,
+            concert_id: self.concert_id,
+            schedule_id: self.schedule_id,
+            seat_numbers: self.seats,
+            amount: self.amount,
+            status,
+            held_at: Millis(self.held_at),
+            expires_at: Millis(self.expires_at),
+            payment_id: self.payment_id.filter(|_| status != "HELD"),
+            confirmed_at: self.confirmed_at.map(Millis),
+            cancelled_at: self.cancelled_at.map(Millis),
+            refunded_at: self.refunded_at.map(Millis),
+        }
+    }
+}
+
+/// Holds seats for the token's user, all or none, once per idempotency key.
+/// Returns the reservation JSON (the first answer, on a retry).
+///
+/// # Errors
+/// Gate errors and every refusal of `hold_seats.lua`, store failures.
+#[tracing::instrument(skip_all, fields(schedule_id = schedule.id, user_id))]
+pub async fn hold_seats(
+    redis: &RedisStore,
+    settings: &BookingSettings,
+    token: &QueueToken,
+    user_id: i64,
+    schedule: &Schedule,
+    seats: &SeatSelection,
+    idempotency_key: &str,
+) -> Result<Vec<u8>, BookingError> {
+    let id = Uuid::now_v7().to_string();
+    let mut args = Vec::with_capacity(7 + seats.seats().len());
+    args.extend([
+        token.as_str().into(),
+        user_id.into(),
+        schedule.concert_id.into(),
+        schedule.id.into(),
+        id.into(),
+        (settings.hold_ttl().as_millis() as i64).into(),
+        idempotency_key.into(),
+    ]);
+    args.extend(seats.seats().iter().map(|n| (*n).into()));
+    let reply = redis
+        .eval(
+            &redis.scripts().hold_seats,
+            redis.keys().concert(schedule.concert_id),
+            args,
+        )
+        .await?;
+    match reply.status()? {
+        Status::Done(_) => Ok(view_json(reply.bytes(1)?)?),
+        Status::Refused(r, d) => Err(BookingError::from_refusal(r, d)),
+    }
+}
+
+/// The API JSON of a reservation JSON from a script.
+fn view_json(state: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let view = ReservationState::decode(state)?.view();
+    simd_json::serde::to_vec(&view).map_err(|e| StoreError::Reply(e.to_string()))
+}
+
+fn states(reply: &Reply, from: usize) -> Result<Vec<ReservationState>, StoreError> {
+    (from..reply.len())
+        .map(|i| ReservationState::decode(reply.bytes(i)?))
+        .collect()
+}
+
+/// The concerts a user has queued for (where their reservations can be).
+///
+/// # Errors
+/// Store failures.
+pub async fn user_concerts(redis: &RedisStore, user_id: i64) -> Result<Vec<i64>, StoreError> {
+    let mut ids: Vec<i64> = redis.client().smembers(redis.keys().user_concerts(user_id)).await?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+async fn read(
+    redis: &RedisStore,
+    concert_id: i64,
+    args: Vec<fred::types::Value>,
+) -> Result<Vec<ReservationState>, StoreError> {
+    let reply = redis
+        .eval(
+            &redis.scripts().read_reservations,
+            redis.keys().concert(concert_id),
+            args,
+        )
+        .await?;
+    states(&reply, 1)
+}
+
+/// A reservation of the user, with lazy expiry applied; `None` when it does
+/// not exist or is another user's.
+///
+/// # Errors
+/// Store failures.
+pub async fn find_reservation(
+    redis: &RedisStore,
+    user_id: i64,
+    id: &Uuid,
+) -> Result<Option<ReservationState>, StoreError> {
+    let id = id.to_string();
+    for concert_id in user_concerts(redis, user_id).await? {
+        let found = read(
+            redis,
+            concert_id,
+            vec![user_id.into(), "one".into(), id.as_str().into()],
+        )
+        .await?;
+        if let Some(r) = found.into_iter().next() {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
+/// The concert a reservation of the user is in, if it exists.
+///
+/// # Errors
+/// Store failures.
+pub async fn reservation_concerts(redis: &RedisStore, user_id: i64, id: &Uuid) -> Result<Option<i64>, StoreError> {
+    Ok(find_reservation(redis, user_id, id).await?.map(|r| r.concert_id))
+}
+
+/// The user's reservations, newest first (at most `limit`).
+///
+/// # Errors
+/// Store failures.
+pub async fn list_user_reservations(
+    redis: &RedisStore,
+    user_id: i64,
+    limit: usize,
+) -> Result<Vec<ReservationState>, StoreError> {
+    let mut all = Vec::new();
+    for concert_id in user_concerts(redis, user_id).await? {
+        all.extend(
+            read(
+                redis,
+                concert_id,
+                vec![user_id.into(), "user".into(), (limit as i64).into()],
+            )
+            .await?,
+        );
+    }
+    // UUIDv7 ids sort by creation time.
+    all.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+    all.truncate(limit);
+    Ok(all)
+}
+
+/// Cancels a hold, or refunds a confirmed reservation before the show:
+/// credit the wallet (once per reservation), then seats back on sale.
+///
+/// # Errors
+/// [`BookingError::ReservationNotFound`], `BookingClosed`, `InvalidState`,
+/// store failures.
+#[tracing::instrument(skip_all, fields(user_id, reservation_id = %id))]
+pub async fn cancel_reservation(redis: &RedisStore, user_id: i64, id: &Uuid) -> Result<ReservationState, BookingError> {
+    let Some(found) = find_reservation(redis, user_id, id).await? else {
+        return Err(BookingError::ReservationNotFound);
+    };
+    let reply = redis
+        .eval(
+            &redis.scripts().cancel_reservation,
+            redis.keys().concert(found.concert_id),
+            vec![user_id.into(), id.to_string().into()],
+        )
+        .await?;
+    match reply.status()? {
+        Status::Done("CANCELLED") => Ok(ReservationState::decode(reply.bytes(1)?)?),
+        Status::Done(_) => Ok(finish_refund(redis, ReservationState::decode(reply.bytes(1)?)?).await?),
+        Status::Refused(r, d) => Err(BookingError::from_refusal(r, d)),
+    }
+}
+
+/// Steps 2 and 3 of the refund saga; both idempotent, so a crash anywhere
+/// is finished by running them again ([`recover_refund`]).
+async fn finish_refund(redis: &RedisStore, r: ReservationState) -> Result<ReservationState, BookingError> {
+    let credit = redis
+        .eval(
+            &redis.scripts().credit_refund,
+            redis.keys().wallet(r.user_id),
+            vec![r.user_id.into(), r.id.as_str().into(), r.amount.into()],
+        )
+        .await?;
+    if let Status::Refused(refusal, _) = credit.status()? {
+        return Err(StoreError::Reply(format!("refund credit refused: {refusal:?}")).into());
+    }
+    let done = redis
+        .eval(
+            &redis.scripts().finish_refund,
+            redis.keys().concert(r.concert_id),
+            vec![r.id.as_str().into()],
+        )
+        .await?;
+    match done.status()? {
+        Status::Done(_) => Ok(ReservationState::decode(done.bytes(1)?)?),
+        Status::Refused(refusal, d) => Err(BookingError::from_refusal(refusal, d)),
+    }
+}
+
+/// Finishes a refund a crash left half-done (found by the sweeper).
+///
+/// # Errors
+/// Store failures.
+pub async fn recover_refund(redis: &RedisStore, concert_id: i64, reservation_id: &str) -> Result<(), BookingError> {
+    let uid = Uuid::parse_str(reservation_id).map_err(|e| StoreError::Reply(e.to_string()))?;
+    let base = redis.keys().concert(concert_id);
+    let key = format!("{base}r:{uid}");
+    let json: Option<String> = fred::interfaces::KeysInterface::get(redis.client(), key)
+        .await
+        .map_err(StoreError::from)?;
+    let Some(json) = json else { return Ok(()) };
+    let r = ReservationState::decode(json.as_bytes())?;
+    if r.status == "CONFIRMED" {
+        finish_refund(redis, r).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The HTTP server on bare hyper 1: accept loop, graceful shutdown, request
+//! metrics, and the translation between requests and the domain.
+
+mod auth;
+pub mod body;
+pub mod error;
+mod handlers;
+pub mod router;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use body::Body;
+pub use error::ApiError;
+pub use router::{Route, ROUTES};
+
+use crate::booking::Catalog;
+use crate::config::Settings;
+use crate::queue::hub::QueueHub;
+use crate::store::redis::RedisStore;
+use crate::user::AuthCache;
+
+/// How long in-flight requests may take to finish once shutdown begins.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a handler needs. Cheap to clone (shared pointers inside).
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub redis: RedisStore,
+    pub pg: Pool,
+    /// API key hash → user id; keys never change owner, so entries never go stale.
+    pub auth: AuthCache,
+    /// Concerts and schedules, immutable once created.
+    pub catalog: Catalog,
+    /// The event streams of this instance's waiting rooms.
+    pub hub: QueueHub,
+    pub metrics: PrometheusHandle,
+    /// Cancelled when shutdown begins: long-lived responses (event streams)
+    /// end on it, so that draining does not wait for them.
+    pub shutdown: CancellationToken,
+}
+
+/// Serves `listener` until `shutdown` completes, then stops accepting and
+/// drains in-flight requests for at most [`DRAIN_DEADLINE`].
+///
+/// # Errors
+/// None in practice: accept errors are logged and the loop goes on.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off a moment.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                });
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    state.shutdown.cancel();
+    tracing::info!("stopped accepting; draining connections");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(DRAIN_DEADLINE) => tracing::warn!("drain deadline passed; closing"),
+    }
+    Ok(())
+}
+
+/// Routes one request and records its count and latency.
+async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let (response, label) = match router::find(&method, req.uri().path()) {
+        router::Match::Found(route, pattern, param) => {
+            let response = handlers::dispatch(state, route, &param, req)
+                .await
+                .unwrap_or_else(ApiError::into_response);
+            (response, pattern)
+        }
+        router::Match::MethodNotAllowed(pattern) => (ApiError::MethodNotAllowed.into_response(), pattern),
+        router::Match::NotFound => (ApiError::NotFound.into_response(), "unmatched"),
+    };
+    let labels = [
+        ("route", label.to_owned()),
+        ("method", method.as_str().to_owned()),
+        ("status", response.status().as_str().to_owned()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,204 @@
+//! The waiting room: one FIFO queue per concert, admission by capacity, and
+//! the gate that booking endpoints pass through.
+//!
+//! All state lives in the concert's tag and changes only inside scripts
+//! (`lua/lib/concert.lua`): every issue, status read, stream tick and sweep
+//! first drops expired actives and idle waiters, then admits the oldest
+//! live waiters into free slots. Admission is therefore exact with any
+//! number of instances, and needs no leader and no scheduler.
+
+mod gate;
+pub mod hub;
+mod token;
+
+use fred::interfaces::{KeysInterface, SetsInterface};
+use serde::{Deserialize, Serialize};
+
+pub use gate::{check_concert, GateCheckError, GateError};
+pub use token::QueueToken;
+
+use crate::config::QueueSettings;
+use crate::store::redis::{RedisStore, Refusal, Reply, Status};
+use crate::store::StoreError;
+use crate::time::Millis;
+
+/// Why a queue request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("no such concert")]
+    ConcertNotFound,
+    #[error("no such queue token")]
+    TokenNotFound,
+    #[error("this queue token belongs to another user")]
+    Forbidden,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A token's state as the scripts keep it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenState {
+    pub token: String,
+    pub user_id: i64,
+    pub concert_id: i64,
+    pub status: String,
+    pub issued_at: i64,
+    #[serde(default)]
+    pub activated_at: Option<i64>,
+    #[serde(default)]
+    pub active_until: Option<i64>,
+    #[serde(default)]
+    pub expired_at: Option<i64>,
+}
+
+/// A token as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TokenView {
+    pub token: String,
+    pub user_id: i64,
+    pub concert_id: i64,
+    pub status: &'static str,
+    pub position: i64,
+    pub estimated_wait_seconds: i64,
+    pub active_until: Option<Millis>,
+    pub issued_at: Millis,
+}
+
+impl TokenView {
+    /// Renders a state with its position and estimated wait.
+    pub fn new(state: &TokenState, position: i64, wait: i64) -> Self {
+        let status = match state.status.as_str() {
+            "WAITING" => "WAITING",
+            "ACTIVE" => "ACTIVE",
+            _ => "EXPIRED",
+        };
+        Self {
+            token: state.token.clone(),
+            user_id: state.user_id,
+            concert_id: state.concert_id,
+            status,
+            position,
+            estimated_wait_seconds: wait,
+            active_until: state.active_until.map(Millis),
+            issued_at: Millis(state.issued_at),
+        }
+    }
+
+    /// Whether the stream of this token is over.
+    pub fn is_final(&self) -> bool {
+        self.status != "WAITING"
+    }
+}
+
+/// Queue parameters as script arguments: max, active ttl ms, idle ms.
+pub fn limits(settings: &QueueSettings) -> [fred::types::Value; 3] {
+    [
+        i64::from(settings.active_max).into(),
+        (settings.active_ttl_ms() as i64).into(),
+        (settings.idle_timeout_ms() as i64).into(),
+    ]
+}
+
+fn view_from(reply: &Reply, at: usize) -> Result<TokenView, StoreError> {
+    let mut json = reply.bytes(at)?.to_vec();
+    let state: TokenState = simd_json::serde::from_slice(&mut json).map_err(|e| StoreError::Reply(e.to_string()))?;
+    Ok(TokenView::new(&state, reply.i64(at + 1)?, reply.i64(at + 2)?))
+}
+
+/// Issues the user's token for a concert, or returns the live one it
+/// already holds (`created` false) with its place unchanged.
+///
+/// # Errors
+/// Store failures. The caller checks that the concert exists.
+#[tracing::instrument(skip_all, fields(user_id, concert_id))]
+pub async fn issue_token(
+    redis: &RedisStore,
+    settings: &QueueSettings,
+    user_id: i64,
+    concert_id: i64,
+) -> Result<(TokenView, bool), QueueError> {
+    let keys = redis.keys();
+    // Recorded first, so a reservation of this concert can always be found
+    // from its user (a set: adding twice changes nothing).
+    let _: i64 = redis
+        .client()
+        .sadd(keys.user_concerts(user_id), concert_id)
+        .await
+        .map_err(StoreError::from)?;
+    let fresh = QueueToken::generate(concert_id);
+    let [max, ttl, idle] = limits(settings);
+    let reply = redis
+        .eval(
+            &redis.scripts().issue_token,
+            keys.concert(concert_id),
+            vec![user_id.into(), fresh.as_str().into(), concert_id.into(), max, ttl, idle],
+        )
+        .await?;
+    let created = reply.i64(0)? == 201;
+    Ok((view_from(&reply, 1)?, created))
+}
+
+/// The current state of a token (a sighting: it keeps a waiter in line).
+/// With `user_id`, the token must be that user's.
+///
+/// # Errors
+/// [`QueueError::TokenNotFound`], [`QueueError::Forbidden`], store failures.
+pub async fn get_token(
+    redis: &RedisStore,
+    settings: &QueueSettings,
+    token: &QueueToken,
+    user_id: Option<i64>,
+) -> Result<TokenView, QueueError> {
+    let [max, ttl, idle] = limits(settings);
+    let user = user_id.map(|u| u.to_string()).unwrap_or_default();
+    let reply = redis
+        .eval(
+            &redis.scripts().get_token,
+            redis.keys().concert(token.concert_id()),
+            vec![token.as_str().into(), user.into(), max, ttl, idle],
+        )
+        .await?;
+    refusal(&reply)?;
+    Ok(view_from(&reply, 1)?)
+}
+
+/// Leaves the queue: the token is EXPIRED and its slot goes to the next
+/// waiter at once.
+///
+/// # Errors
+/// [`QueueError::TokenNotFound`], [`QueueError::Forbidden`], store failures.
+pub async fn leave_queue(
+    redis: &RedisStore,
+    settings: &QueueSettings,
+    token: &QueueToken,
+    user_id: i64,
+) -> Result<(), QueueError> {
+    let [max, ttl, idle] = limits(settings);
+    let reply = redis
+        .eval(
+            &redis.scripts().leave_queue,
+            redis.keys().concert(token.concert_id()),
+            vec![token.as_str().into(), user_id.into(), max, ttl, idle],
+        )
+        .await?;
+    refusal(&reply)
+}
+
+fn refusal(reply: &Reply) -> Result<(), QueueError> {
+    match reply.status()? {
+        Status::Done(_) => Ok(()),
+        Status::Refused(Refusal::TokenNotFound, _) => Err(QueueError::TokenNotFound),
+        Status::Refused(Refusal::Forbidden, _) => Err(QueueError::Forbidden),
+        Status::Refused(other, _) => Err(StoreError::Reply(format!("queue refused: {other:?}")).into()),
+    }
+}
+
+/// Whether a token exists and is still live (WAITING or ACTIVE).
+///
+/// # Errors
+/// Store failures.
+pub async fn is_live(redis: &RedisStore, token: &QueueToken) -> Result<bool, StoreError> {
+    let key = format!("{}t:{}", redis.keys().concert(token.concert_id()), token.as_str());
+    let json: Option<String> = redis.client().get(key).await?;
+    Ok(json.is_some_and(|j| !j.contains("\"status\":\"EXPIRED\"")))
+}

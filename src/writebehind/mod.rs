@@ -1,0 +1,169 @@
+//! The write-behind worker: Redis event streams → Postgres.
+//!
+//! Every stream is read with the consumer group [`GROUP`]. A batch (entries
+//! of many streams) is applied in one Postgres transaction with idempotent
+//! upserts ([`apply`]), then acknowledged, so a crash anywhere loses nothing:
+//! unacknowledged entries stay pending and are claimed again, by this
+//! worker after a restart or by another one ([`CLAIM_IDLE`]). Replays change
+//! nothing. Acknowledged entries are trimmed from the streams.
+
+mod apply;
+mod stream;
+
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
+
+pub use apply::apply_batch;
+pub use stream::{backlog, lag_seconds, Entry};
+
+use crate::store::redis::RedisStore;
+
+/// The consumer group every worker joins.
+pub const GROUP: &str = "writebehind";
+
+/// Most entries read per stream per batch.
+pub const BATCH: u64 = 1_000;
+
+/// Pending entries idle this long belong to a dead consumer and are claimed.
+pub const CLAIM_IDLE: Duration = Duration::from_secs(30);
+
+/// Pause when there was nothing to do, and after a failure.
+const IDLE_PAUSE: Duration = Duration::from_millis(50);
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// What one flush did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushOutcome {
+    /// This many events were persisted and acknowledged.
+    Flushed(usize),
+    /// Nothing was waiting.
+    Empty,
+}
+
+/// A worker: its stores and its name in the group.
+pub struct Worker {
+    redis: RedisStore,
+    pg: Pool,
+    consumer: String,
+    streams: stream::Streams,
+    last_claim: Option<Instant>,
+    last_trim: Option<Instant>,
+}
+
+impl Worker {
+    /// A worker with a unique consumer name.
+    pub fn new(redis: RedisStore, pg: Pool) -> Self {
+        let consumer = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        Self {
+            streams: stream::Streams::default(),
+            redis,
+            pg,
+            consumer,
+            last_claim: None,
+            last_trim: None,
+        }
+    }
+
+    /// Reads one batch (claiming abandoned entries now and then), persists
+    /// it, acknowledges it.
+    ///
+    /// # Errors
+    /// Redis or Postgres failures; the batch then stays pending and is
+    /// retried.
+    #[tracing::instrument(skip_all)]
+    pub async fn try_flush_once(&mut self) -> anyhow::Result<FlushOutcome> {
+        self.streams.refresh(&self.redis).await?;
+        let claim = self.last_claim.is_none_or(|t| t.elapsed() >= CLAIM_IDLE / 3);
+        let mut entries = if claim {
+            self.last_claim = Some(Instant::now());
+            self.streams.claim(&self.redis, &self.consumer).await?
+        } else {
+            Vec::new()
+        };
+        entries.extend(self.streams.read(&self.redis, &self.consumer).await?);
+        if entries.is_empty() {
+            self.trim_now_and_then().await;
+            return Ok(FlushOutcome::Empty);
+        }
+        let started = Instant::now();
+        let applied = apply_batch(&self.pg, &entries).await?;
+        stream::ack(&self.redis, &entries).await?;
+        record(applied, started.elapsed());
+        self.trim_now_and_then().await;
+        Ok(FlushOutcome::Flushed(applied))
+    }
+
+    async fn trim_now_and_then(&mut self) {
+        if self.last_trim.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            self.last_trim = Some(Instant::now());
+            if let Err(e) = self.streams.trim(&self.redis).await {
+                tracing::warn!(error = %e, "trimming streams failed");
+            }
+        }
+    }
+
+    /// Flushes until `stop` is cancelled, then drains what is readable once
+    /// more, so a graceful shutdown leaves nothing read but unwritten.
+    ///
+    /// # Errors
+    /// None: failures are logged, counted and retried.
+    pub async fn run_until_stopped(mut self, stop: CancellationToken) -> anyhow::Result<()> {
+        while !stop.is_cancelled() {
+            let pause = match self.try_flush_once().await {
+                Ok(FlushOutcome::Flushed(_)) => continue,
+                Ok(FlushOutcome::Empty) => IDLE_PAUSE,
+                Err(e) => {
+                    metrics::counter!("writebehind_failures_total").increment(1);
+                    tracing::warn!(error.cause_chain = ?e, "write-behind flush failed; retrying");
+                    ERROR_PAUSE
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        self.drain(Duration::from_secs(5)).await;
+        Ok(())
+    }
+
+    /// Flushes until empty or `deadline` passes.
+    pub async fn drain(&mut self, deadline: Duration) {
+        let until = Instant::now() + deadline;
+        while Instant::now() < until {
+            match self.try_flush_once().await {
+                Ok(FlushOutcome::Flushed(_)) => {}
+                Ok(FlushOutcome::Empty) => return,
+                Err(e) => {
+                    tracing::warn!(error.cause_chain = ?e, "final flush failed; entries stay pending");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn record(applied: usize, took: Duration) {
+    metrics::histogram!("writebehind_batch_size").record(applied as f64);
+    metrics::histogram!("writebehind_batch_seconds").record(took.as_secs_f64());
+    metrics::counter!("writebehind_events_total").increment(applied as u64);
+}
+
+/// Keeps the backlog and lag gauges current, every second until `stop`.
+pub async fn report_until_stopped(redis: RedisStore, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while !stop.is_cancelled() {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Ok(n) = backlog(&redis).await {
+            metrics::gauge!("writebehind_backlog").set(n as f64);
+        }
+        if let Ok(lag) = lag_seconds(&redis).await {
+            metrics::gauge!("writebehind_lag_seconds").set(lag);
+        }
+    }
+}
