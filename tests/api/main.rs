@@ -1,0 +1,8 @@
+//! Integration tests: the real server, in process, against the real Redis
+//! and Postgres that `scripts/services.sh` provides. Every test gets its own
+//! Redis key prefix and its own freshly migrated database, so they run in
+//! parallel.
+
+mod helpers;
+
+mod errors;
