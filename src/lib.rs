@@ -21,6 +21,7 @@ pub mod config;
 pub mod http;
 pub mod payment;
 pub mod queue;
+pub mod reconcile;
 pub mod shutdown;
 pub mod store;
 pub mod sweeper;

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::store::postgres;
 use crate::store::redis::RedisStore;
-use crate::{shutdown, writebehind, Background};
+use crate::{reconcile, shutdown, writebehind, Background};
 
 mod seed;
 
@@ -93,12 +93,47 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             seed::demo(&redis).await?;
             redis.quit().await;
         }
-        Command::Verify | Command::Rebuild => {
-            eprintln!("not yet implemented");
-            return Ok(ExitCode::from(2));
+        Command::Verify => return verify(&settings).await,
+        Command::Rebuild => {
+            let redis = RedisStore::connect(&settings.redis).await?;
+            let pg = postgres::connect(&settings.postgres)?;
+            let backlog = writebehind::backlog(&redis).await?;
+            if backlog > 0 {
+                anyhow::bail!("redis holds {backlog} events postgres has not seen; drain them before a rebuild");
+            }
+            let report = reconcile::rebuild(&redis, &pg).await?;
+            println!(
+                "rebuilt {} users, {} concerts, {} reservations, {} payments",
+                report.users, report.concerts, report.reservations, report.payments
+            );
+            redis.quit().await;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Settles lapsed holds, drains the write-behind (as a worker of the
+/// group), waits for other workers' pending events, then compares.
+async fn verify(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let redis = RedisStore::connect(&settings.redis).await?;
+    let pg = postgres::connect(&settings.postgres)?;
+    postgres::migrate::run(&pg).await.context("migrating postgres")?;
+    reconcile::settle_expiry(&redis, settings).await?;
+    writebehind::Worker::new(redis.clone(), pg.clone())
+        .drain(std::time::Duration::from_secs(30))
+        .await;
+    reconcile::wait_for_drain(&redis, std::time::Duration::from_secs(30)).await?;
+    let differences = reconcile::verify(&redis, &pg).await?;
+    redis.quit().await;
+    if differences.is_empty() {
+        println!("redis and postgres agree");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in &differences {
+        println!("{d}");
+    }
+    println!("{} differences", differences.len());
+    Ok(ExitCode::FAILURE)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
 pub use apply::apply_batch;
-pub use stream::{backlog, lag_seconds, Entry};
+pub use stream::{backlog, lag_seconds, read_all, Entry};
 
 use crate::store::redis::RedisStore;
 
@@ -47,9 +47,13 @@ pub struct Worker {
     redis: RedisStore,
     pg: Pool,
     consumer: String,
+    claim_idle: Duration,
     streams: stream::Streams,
     last_claim: Option<Instant>,
     last_trim: Option<Instant>,
+    /// Set when a batch could not be written: the next flush retries this
+    /// consumer's own pending entries before reading new ones.
+    stalled: bool,
 }
 
 impl Worker {
@@ -61,9 +65,29 @@ impl Worker {
             redis,
             pg,
             consumer,
+            claim_idle: CLAIM_IDLE,
             last_claim: None,
             last_trim: None,
+            stalled: false,
         }
+    }
+
+    /// Sets how long entries of another consumer must be pending before
+    /// this one claims them (default [`CLAIM_IDLE`]).
+    pub fn claim_idle(mut self, idle: Duration) -> Self {
+        self.claim_idle = idle;
+        self
+    }
+
+    /// Reads one batch and stops there, as a worker killed before writing
+    /// would. Returns how many entries it left pending. For crash drills.
+    ///
+    /// # Errors
+    /// Redis failures.
+    #[doc(hidden)]
+    pub async fn read_and_die(mut self) -> anyhow::Result<usize> {
+        self.streams.refresh(&self.redis).await?;
+        Ok(self.streams.read(&self.redis, &self.consumer, false).await?.len())
     }
 
     /// Reads one batch (claiming abandoned entries now and then), persists
@@ -75,21 +99,29 @@ impl Worker {
     #[tracing::instrument(skip_all)]
     pub async fn try_flush_once(&mut self) -> anyhow::Result<FlushOutcome> {
         self.streams.refresh(&self.redis).await?;
-        let claim = self.last_claim.is_none_or(|t| t.elapsed() >= CLAIM_IDLE / 3);
+        let claim = self.last_claim.is_none_or(|t| t.elapsed() >= self.claim_idle / 3);
         let mut entries = if claim {
             self.last_claim = Some(Instant::now());
-            self.streams.claim(&self.redis, &self.consumer).await?
+            self.streams.claim(&self.redis, &self.consumer, self.claim_idle).await?
         } else {
             Vec::new()
         };
-        entries.extend(self.streams.read(&self.redis, &self.consumer).await?);
+        if self.stalled {
+            entries.extend(self.streams.read(&self.redis, &self.consumer, true).await?);
+        }
+        if entries.is_empty() {
+            self.stalled = false;
+            entries.extend(self.streams.read(&self.redis, &self.consumer, false).await?);
+        }
         if entries.is_empty() {
             self.trim_now_and_then().await;
             return Ok(FlushOutcome::Empty);
         }
         let started = Instant::now();
+        self.stalled = true;
         let applied = apply_batch(&self.pg, &entries).await?;
         stream::ack(&self.redis, &entries).await?;
+        self.stalled = false;
         record(applied, started.elapsed());
         self.trim_now_and_then().await;
         Ok(FlushOutcome::Flushed(applied))

@@ -9,7 +9,7 @@ use fred::interfaces::{ClientLike, SetsInterface, StreamsInterface};
 use fred::types::streams::XID;
 use fred::types::{CustomCommand, Value};
 
-use super::{BATCH, CLAIM_IDLE, GROUP};
+use super::{BATCH, GROUP};
 use crate::store::redis::RedisStore;
 use crate::store::StoreError;
 
@@ -80,13 +80,16 @@ impl Streams {
         Ok(())
     }
 
-    /// New entries of every stream, up to [`BATCH`] each.
-    pub async fn read(&self, redis: &RedisStore, consumer: &str) -> Result<Vec<Entry>, StoreError> {
+    /// New entries of every stream, up to [`BATCH`] each; with `own`, the
+    /// entries this consumer read before and has not acknowledged (to retry
+    /// a batch whose write failed).
+    pub async fn read(&self, redis: &RedisStore, consumer: &str, own: bool) -> Result<Vec<Entry>, StoreError> {
         if self.known.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = self.known.iter().map(|k| k.to_string()).collect();
-        let ids = vec![XID::NewInGroup; keys.len()];
+        let from = if own { XID::Manual("0".into()) } else { XID::NewInGroup };
+        let ids = vec![from; keys.len()];
         let reply: Value = redis
             .client()
             .xreadgroup(GROUP, consumer, Some(BATCH), None, false, keys, ids)
@@ -94,9 +97,9 @@ impl Streams {
         parse_read(reply)
     }
 
-    /// Entries pending for longer than [`CLAIM_IDLE`] (their consumer died),
-    /// now owned by `consumer`.
-    pub async fn claim(&self, redis: &RedisStore, consumer: &str) -> Result<Vec<Entry>, StoreError> {
+    /// Entries pending for longer than `idle` (their consumer died), now
+    /// owned by `consumer`.
+    pub async fn claim(&self, redis: &RedisStore, consumer: &str, idle: Duration) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
         for key in &self.known {
             let reply: Value = redis
@@ -105,7 +108,7 @@ impl Streams {
                     key.as_ref(),
                     GROUP,
                     consumer,
-                    CLAIM_IDLE.as_millis() as u64,
+                    idle.as_millis() as u64,
                     "0-0",
                     Some(BATCH),
                     false,
@@ -143,6 +146,27 @@ impl Streams {
         }
         Ok(())
     }
+}
+
+/// Every entry still in every stream, oldest first per stream (whatever the
+/// group has seen). For drills and tests.
+///
+/// # Errors
+/// Redis failures.
+#[doc(hidden)]
+pub async fn read_all(redis: &RedisStore) -> Result<Vec<Entry>, StoreError> {
+    let mut out = Vec::new();
+    for key in all_streams(redis).await? {
+        let reply: Value = redis
+            .client()
+            .custom(
+                CustomCommand::new_static("XRANGE", None, false),
+                vec![key.clone(), "-".into(), "+".into()],
+            )
+            .await?;
+        parse_entries(&Arc::from(key.as_str()), reply, &mut out)?;
+    }
+    Ok(out)
 }
 
 /// Acknowledges persisted entries.
