@@ -11,6 +11,9 @@ if r.status == 'HELD' then
   release(r, 'CANCELLED', now)
   return { 'CANCELLED', cjson.encode(r) }
 end
+if r.status == 'PAYING' then
+  return { 'INVALID_STATE', 'a payment of this reservation is in progress' }
+end
 if r.status ~= 'CONFIRMED' then
   return { 'INVALID_STATE', 'reservation is ' .. string.lower(r.status) }
 end

@@ -7,5 +7,6 @@ if not seen then
   redis.call('SET', rec, 'V', 'EX', SAGA_TTL)
   return { 'VOID' }
 end
-if seen == 'V' then return { 'VOID' } end
+-- "V" (voided) and "I" (refused for lack of funds) both mean: never debited.
+if string.sub(seen, 1, 2) ~= 'D:' then return { 'VOID' } end
 return { 'DEBITED', string.sub(seen, 3) }

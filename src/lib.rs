@@ -82,6 +82,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         catalog: booking::Catalog::new(),
         hub,
         metrics: telemetry::metrics_handle(),
+        limits: http::rate::RateLimits::new(),
         shutdown: CancellationToken::new(),
     })
 }
@@ -134,6 +135,19 @@ pub async fn run_with_state(
         let (redis, stop) = (state.redis.clone(), stop.clone());
         async move {
             writebehind::report_until_stopped(redis, stop).await;
+            Ok(())
+        }
+    });
+    tasks.spawn({
+        let (limits, stop) = (state.limits.clone(), stop.clone());
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            while !stop.is_cancelled() {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    _ = tick.tick() => limits.forget_quiet(),
+                }
+            }
             Ok(())
         }
     });

@@ -2,7 +2,9 @@
 --
 -- w:<uid>   hash name, key_hash, created_at, balance, version
 -- h:<uid>   list of the newest ledger entries (JSON), at most HISTORY_LEN
--- pay:<pid> "D:<balance_after>" once debited, "V" once void (saga record)
+-- pay:<pid> "D:<balance_after>" once debited, "I" once refused for lack of
+--           funds, "V" once voided by recovery (saga record; "I" and "V"
+--           never debit)
 -- ref:<rid> "<balance_after>" once a refund was credited
 -- idem:<uid>:<scope>:<key> first answer of an idempotent request
 

@@ -128,8 +128,16 @@ pub async fn hold_seats(
         )
         .await?;
     match reply.status()? {
-        Status::Done(_) => Ok(view_json(reply.bytes(1)?)?),
-        Status::Refused(r, d) => Err(BookingError::from_refusal(r, d)),
+        Status::Done(code) => {
+            if code == "OK" {
+                metrics::counter!("holds_placed_total").increment(1);
+            }
+            Ok(view_json(reply.bytes(1)?)?)
+        }
+        Status::Refused(r, d) => {
+            metrics::counter!("holds_refused_total").increment(1);
+            Err(BookingError::from_refusal(r, d))
+        }
     }
 }
 

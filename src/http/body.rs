@@ -88,6 +88,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &mut [u8]) -> Result<T, ApiError> 
     if bytes.is_empty() {
         return Err(ApiError::Malformed("a JSON body is required".into()));
     }
+    // Every body of this API is an object; serde alone would also read a
+    // struct from an array of its fields (`[100]` as `{"amount":100}`).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::Malformed("the body must be a JSON object".into()));
+    }
     simd_json::serde::from_slice(bytes).map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))
 }
 
@@ -102,7 +107,7 @@ mod tests {
 
     #[test]
     fn fractions_and_wrong_types_are_malformed() {
-        for body in [r#"{"amount":1.5}"#, r#"{"amount":"1"}"#, r#"{}"#, "nope", ""] {
+        for body in [r#"{"amount":1.5}"#, r#"{"amount":"1"}"#, r#"{}"#, "[5]", "nope", ""] {
             let mut bytes = body.as_bytes().to_vec();
             let err = parse_json::<Charge>(&mut bytes).unwrap_err();
             assert!(matches!(err, ApiError::Malformed(_)), "{body}: {err:?}");

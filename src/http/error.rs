@@ -30,6 +30,8 @@ pub enum ApiError {
     Unauthenticated,
     #[error("not yours")]
     Forbidden,
+    #[error("too many requests; retry in {0:?}")]
+    RateLimited(std::time::Duration),
     #[error(transparent)]
     Gate(#[from] GateError),
     #[error(transparent)]
@@ -88,6 +90,15 @@ impl ApiError {
                 "FORBIDDEN",
                 "this resource belongs to another user".into(),
             ),
+            Self::RateLimited(wait) => (
+                S::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                format!(
+                    "too many requests for this token; retry in {} ms",
+                    wait.as_millis().max(1)
+                )
+                .into(),
+            ),
             Self::Gate(e) => gate(e),
             Self::User(e) => user(e),
             Self::Balance(e) => balance(e),
@@ -101,6 +112,10 @@ impl ApiError {
     /// The problem+json response; a 5xx logs the whole cause chain and
     /// answers without internals.
     pub fn into_response(self) -> Response<Body> {
+        let retry_after = match &self {
+            Self::RateLimited(wait) => Some(wait.as_secs() + 1),
+            _ => None,
+        };
         let (status, code, detail) = self.problem();
         if status.is_server_error() {
             tracing::error!(error.cause_chain = ?anyhow_chain(&self), "request failed");
@@ -113,11 +128,17 @@ impl ApiError {
             detail: &detail,
         };
         let bytes = simd_json::serde::to_vec(&problem).expect("a problem always serializes");
-        body::with_type(
+        let mut response = body::with_type(
             status,
             bytes.into(),
             HeaderValue::from_static("application/problem+json"),
-        )
+        );
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

@@ -5,6 +5,7 @@ mod auth;
 pub mod body;
 pub mod error;
 mod handlers;
+pub mod rate;
 pub mod router;
 
 use std::convert::Infallible;
@@ -52,6 +53,8 @@ pub struct AppState {
     /// The event streams of this instance's waiting rooms.
     pub hub: QueueHub,
     pub metrics: PrometheusHandle,
+    /// Per-client rate limits of this instance.
+    pub limits: rate::RateLimits,
     /// Cancelled when shutdown begins: long-lived responses (event streams)
     /// end on it, so that draining does not wait for them.
     pub shutdown: CancellationToken,

@@ -12,7 +12,7 @@
 //! atomically, "debited, or now void?" (`settle_payment.lua`) and confirms
 //! or cancels. Money is never lost or created.
 
-use fred::interfaces::KeysInterface;
+use fred::interfaces::{HashesInterface, KeysInterface};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -147,10 +147,13 @@ pub async fn pay(
             let first = load(redis, concert_id, reply.str(1)?)
                 .await?
                 .ok_or(PaymentError::PaymentNotFound)?;
-            if first.status != "PENDING" {
-                return Ok(first);
+            match first.status.as_str() {
+                "PENDING" => first,
+                // A concurrent retry of a request that failed meanwhile: the
+                // failure, not a 201 with a FAILED payment.
+                "FAILED" => return Err(failure(redis, &first).await),
+                _ => return Ok(first),
             }
-            first
         }
         Status::Done(_) => PaymentState::decode(reply.bytes(1)?)?,
         Status::Refused(Refusal::ReservationNotFound, _) => {
@@ -159,6 +162,24 @@ pub async fn pay(
         Status::Refused(r, d) => return Err(refused(r, d)),
     };
     settle(redis, queue, payment, Step::Debit).await
+}
+
+/// The error a FAILED payment answered with.
+async fn failure(redis: &RedisStore, p: &PaymentState) -> PaymentError {
+    if p.reason.as_deref() != Some("INSUFFICIENT_BALANCE") {
+        return PaymentError::InvalidState("the payment was abandoned; try again".into());
+    }
+    let balance: Result<Option<i64>, _> = redis
+        .client()
+        .hget(redis.keys().wallet_hash(p.user_id), "balance")
+        .await;
+    match balance {
+        Ok(balance) => PaymentError::InsufficientBalance {
+            balance: balance.unwrap_or(0),
+            amount: p.amount,
+        },
+        Err(e) => StoreError::from(e).into(),
+    }
 }
 
 /// A reservation missing from the token's concert may be in another one:
@@ -224,11 +245,15 @@ async fn settle(
                     vec![p.id.as_str().into(), balance_after.into(), max, ttl, idle],
                 )
                 .await?;
-            decode_done(&done)
+            let paid = decode_done(&done)?;
+            metrics::counter!("payments_total", "outcome" => "success").increment(1);
+            metrics::counter!("sales_krw_total").increment(paid.amount.max(0) as u64);
+            Ok(paid)
         }
         "INSUFFICIENT" => {
             let balance = reply.i64(1)?;
             cancel(redis, base, &p.id, "INSUFFICIENT_BALANCE").await?;
+            metrics::counter!("payments_total", "outcome" => "insufficient_balance").increment(1);
             Err(PaymentError::InsufficientBalance {
                 balance,
                 amount: p.amount,

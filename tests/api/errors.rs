@@ -4,7 +4,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestConfig};
 
 #[tokio::test]
 async fn unknown_routes_are_404_problems() {
@@ -25,13 +29,11 @@ async fn bodies_over_64_kib_are_413_and_change_nothing() {
     let name = "x".repeat(70 * 1024);
     let response = app.post("/v1/users", &json!({ "name": name }), None).await;
     assert_problem(response, 413, "PAYLOAD_TOO_LARGE").await;
-    let next: i64 = fred::interfaces::KeysInterface::get::<Option<i64>, _>(
-        app.redis.client(),
-        app.redis.keys().sequence("users"),
-    )
-    .await
-    .unwrap()
-    .unwrap_or(0);
+    let next: i64 =
+        fred::interfaces::KeysInterface::get::<Option<i64>, _>(app.redis.client(), app.redis.keys().sequence("users"))
+            .await
+            .unwrap()
+            .unwrap_or(0);
     assert_eq!(next, 0, "no user was created");
 }
 
@@ -121,7 +123,10 @@ async fn metrics_count_requests_per_route_and_status() {
     app.get("/healthz", None).await;
     app.get("/v1/nope", None).await;
     let text = app.get("/metrics", None).await.text().await.unwrap();
-    assert!(text.contains(r#"http_requests_total{route="/healthz",method="GET",status="200"}"#), "{text}");
+    assert!(
+        text.contains(r#"http_requests_total{route="/healthz",method="GET",status="200"}"#),
+        "{text}"
+    );
     assert!(text.contains(r#"route="unmatched",method="GET",status="404""#));
     assert!(text.contains("http_request_duration_seconds_bucket"));
 }
@@ -153,17 +158,74 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
 }
 
 #[tokio::test]
-async fn graceful_shutdown_finishes_in_flight_requests() {
+async fn shutdown_ends_open_event_streams_and_completes_before_the_deadline() {
+    // Arrange: a waiter with an open event stream.
+    let app = spawn_app_with(TestConfig {
+        active_max: 1,
+        ..TestConfig::default()
+    })
+    .await;
+    let (first, second) = (app.create_user("first").await, app.create_user("second").await);
+    let concert = app.create_simple_concert(5, 1_000, 2).await;
+    app.active_token(&first, concert.id).await;
+    let waiting: Value = app.issue_token(&second, concert.id).await.json().await.unwrap();
+    let token = waiting["token"].as_str().unwrap().to_owned();
+    let response = app.get(&format!("/v1/queue/tokens/{token}/events"), None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut events = response.bytes_stream();
+    let opening = events.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&opening).contains("\"status\":\"WAITING\""));
+    // Act
+    let shutdown = tokio::spawn(app.shutdown());
+    // Assert: the stream ends at once, not at the 10 s drain deadline.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = events.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream stayed open during shutdown");
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("shutdown completes")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_token_polled_in_a_tight_loop_is_rate_limited() {
+    // Arrange
     let app = spawn_app().await;
-    let client = app.client.clone();
-    let url = format!("{}/readyz", app.base);
-    let in_flight = tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) });
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    app.shutdown().await.unwrap();
-    let status = in_flight.await.unwrap();
-    // Either it was served before the listener closed, or it was never
-    // accepted; an accepted request is never dropped half-way.
-    if let Ok(status) = status {
-        assert_eq!(status, StatusCode::OK);
-    }
+    let user = app.create_user("eager").await;
+    let concert = app.create_simple_concert(5, 1_000, 2).await;
+    let token = app.active_token(&user, concert.id).await;
+    // Act: far more polls at once than a person needs.
+    let path = format!("/v1/queue/tokens/{token}");
+    let polls = futures_util::future::join_all((0..150).map(|_| app.get(&path, None))).await;
+    // Assert: the burst is served, the rest is told to slow down.
+    let ok = polls.iter().filter(|r| r.status() == StatusCode::OK).count();
+    let limited: Vec<_> = polls
+        .into_iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(ok >= 60, "{ok} served");
+    assert!(!limited.is_empty());
+    let retry_after = limited[0]
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert_problem(limited.into_iter().next().unwrap(), 429, "RATE_LIMITED").await;
+    // Other tokens are not affected.
+    let other = app.create_user("calm").await;
+    let other_token: Value = app.issue_token(&other, concert.id).await.json().await.unwrap();
+    let calm = app
+        .get(
+            &format!("/v1/queue/tokens/{}", other_token["token"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(calm.status(), StatusCode::OK);
 }

@@ -107,7 +107,9 @@ pub async fn spawn_app_with(config: TestConfig) -> TestApp {
 
 async fn start(settings: Settings, db_name: String, background: Background) -> TestApp {
     let pg = postgres::connect(&settings.postgres).expect("a valid database url");
-    postgres::migrate::run(&pg).await.expect("migrations apply to a fresh database");
+    postgres::migrate::run(&pg)
+        .await
+        .expect("migrations apply to a fresh database");
     let redis = RedisStore::connect(&settings.redis).await.expect("redis is reachable");
     let listener = TcpListener::bind(settings.http.bind_addr).await.expect("port 0 binds");
     let addr = listener.local_addr().expect("a bound listener has an address");
@@ -140,7 +142,10 @@ async fn start(settings: Settings, db_name: String, background: Background) -> T
 async fn create_database(url: &SecretString, name: &str) -> SecretString {
     let mut admin = tokio_postgres::Config::from_str(url.expose_secret()).expect("a valid database url");
     admin.dbname("postgres");
-    let (client, connection) = admin.connect(tokio_postgres::NoTls).await.expect("postgres is reachable");
+    let (client, connection) = admin
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("postgres is reachable");
     tokio::spawn(connection);
     client
         .simple_query(&format!("create database \"{name}\""))
@@ -200,7 +205,10 @@ impl TestApp {
 
     /// `GET path` with an optional user key.
     pub async fn get(&self, path: &str, user: Option<&TestUser>) -> Response {
-        with_user(self.request(Method::GET, path), user).send().await.expect("request sent")
+        with_user(self.request(Method::GET, path), user)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// `POST path` with a JSON body and an optional user key.
@@ -233,11 +241,18 @@ impl TestApp {
 
     /// `POST /v1/users/{id}/balance/charge`.
     pub async fn charge(&self, user: &TestUser, amount: i64, idempotency_key: Option<&str>) -> Response {
-        let mut request = with_user(self.request(Method::POST, &format!("/v1/users/{}/balance/charge", user.id)), Some(user));
+        let mut request = with_user(
+            self.request(Method::POST, &format!("/v1/users/{}/balance/charge", user.id)),
+            Some(user),
+        );
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
-        request.json(&json!({ "amount": amount })).send().await.expect("request sent")
+        request
+            .json(&json!({ "amount": amount }))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// The balance the API reports.
@@ -282,7 +297,8 @@ impl TestApp {
 
     /// `POST /v1/queue/tokens`.
     pub async fn issue_token(&self, user: &TestUser, concert_id: i64) -> Response {
-        self.post("/v1/queue/tokens", &json!({ "concert_id": concert_id }), Some(user)).await
+        self.post("/v1/queue/tokens", &json!({ "concert_id": concert_id }), Some(user))
+            .await
     }
 
     /// Issues a token and returns it; asserts it is ACTIVE at once.
@@ -294,7 +310,11 @@ impl TestApp {
 
     /// `GET /v1/queue/tokens/{token}` without a user key.
     pub async fn token_status(&self, token: &str) -> Value {
-        self.get(&format!("/v1/queue/tokens/{token}"), None).await.json().await.expect("json")
+        self.get(&format!("/v1/queue/tokens/{token}"), None)
+            .await
+            .json()
+            .await
+            .expect("json")
     }
 
     /// A gated request: user key plus queue token.
@@ -383,4 +403,76 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     check().await
+}
+
+// Reservations, payments and the ledger, shared by booking.rs and payment.rs.
+impl TestApp {
+    /// `POST /v1/reservations`; asserts 201 and returns the reservation.
+    pub async fn hold_ok(&self, user: &TestUser, token: &str, schedule_id: i64, seats: &[i64]) -> Value {
+        let response = self.hold(user, token, schedule_id, seats).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "hold of {seats:?}");
+        response.json().await.expect("json")
+    }
+
+    /// `POST /v1/payments`; asserts 201 and returns the payment.
+    pub async fn pay_ok(&self, user: &TestUser, token: &str, reservation_id: &str) -> Value {
+        let response = self.pay(user, token, reservation_id).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "payment of {reservation_id}");
+        response.json().await.expect("json")
+    }
+
+    /// `GET /v1/reservations/{id}` as its owner; asserts 200.
+    pub async fn reservation(&self, user: &TestUser, id: &str) -> Value {
+        let response = self.get(&format!("/v1/reservations/{id}"), Some(user)).await;
+        assert_eq!(response.status(), StatusCode::OK, "reservation {id}");
+        response.json().await.expect("json")
+    }
+
+    /// `DELETE /v1/reservations/{id}`.
+    pub async fn cancel_reservation(&self, user: &TestUser, id: &str) -> Response {
+        with_user(
+            self.request(Method::DELETE, &format!("/v1/reservations/{id}")),
+            Some(user),
+        )
+        .send()
+        .await
+        .expect("request sent")
+    }
+
+    /// A user with `balance` in the wallet (none when 0) and an ACTIVE
+    /// token for the concert.
+    pub async fn fan(&self, name: &str, balance: i64, concert_id: i64) -> (TestUser, String) {
+        let user = if balance > 0 {
+            self.create_user_with(name, balance).await
+        } else {
+            self.create_user(name).await
+        };
+        let token = self.active_token(&user, concert_id).await;
+        (user, token)
+    }
+
+    /// `GET /v1/users/{id}/reservations` as that user: the list, newest first.
+    pub async fn user_reservations(&self, user: &TestUser) -> Vec<Value> {
+        let response = self
+            .get(&format!("/v1/users/{}/reservations", user.id), Some(user))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("json");
+        body["reservations"].as_array().expect("reservations").clone()
+    }
+
+    /// `GET /v1/users/{id}/balance/history?limit=200`: the entries, newest first.
+    pub async fn ledger(&self, user: &TestUser) -> Vec<Value> {
+        let response = self
+            .get(&format!("/v1/users/{}/balance/history?limit=200", user.id), Some(user))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("json");
+        body["entries"].as_array().expect("entries").clone()
+    }
+}
+
+/// The `id` of a reservation or payment body.
+pub fn id_of(value: &Value) -> String {
+    value["id"].as_str().expect("an id").to_owned()
 }

@@ -5,4 +5,9 @@
 
 mod helpers;
 
+mod booking;
 mod errors;
+mod payment;
+mod queue;
+mod wallet;
+mod writebehind;

@@ -37,6 +37,7 @@ pub async fn get_queue_token(
     req: Request<Incoming>,
     param: &str,
 ) -> Result<Response<Body>, ApiError> {
+    state.limits.poll(param).map_err(ApiError::RateLimited)?;
     let user = auth::optional_user(state, req.headers()).await?;
     let view = queue::get_token(&state.redis, &state.settings.queue, &token(param)?, user).await?;
     Ok(body::json(StatusCode::OK, &view))
@@ -55,6 +56,7 @@ pub async fn stream_queue_events(
     req: Request<Incoming>,
     param: &str,
 ) -> Result<Response<Body>, ApiError> {
+    state.limits.poll(param).map_err(ApiError::RateLimited)?;
     let user = auth::optional_user(state, req.headers()).await?;
     let token = token(param)?;
     let first = queue::get_token(&state.redis, &state.settings.queue, &token, user).await?;

@@ -1,0 +1,340 @@
+//! The write-behind, `verify` and `rebuild` (DESIGN.md "Postgres").
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use ticketrush::reconcile;
+use ticketrush::writebehind::{self, apply_batch, Worker};
+
+use crate::helpers::{assert_problem, eventually, spawn_app, spawn_app_with, TestApp, TestConfig, TestUser};
+
+/// Every projected table as text, in a stable order.
+async fn snapshot(app: &TestApp) -> Vec<String> {
+    let queries = [
+        "select user_id, name, balance, version from app_user order by 1",
+        "select user_id, version, entry_type, amount, balance_after, reference from wallet_ledger order by 1, 2",
+        "select concert_id, title from concert order by 1",
+        "select schedule_id, seat_count, price from schedule order by 1",
+        "select schedule_id, seat_number, status, reservation_id from seat order by 1, 2",
+        "select reservation_id, status, amount, payment_id from reservation order by 1",
+        "select reservation_id, seat_number from reservation_seat order by 1, 2",
+        "select payment_id, status, amount, balance_after from payment order by 1",
+        "select token, status from queue_token order by 1",
+    ];
+    let client = app.pg.get().await.unwrap();
+    let mut out = Vec::new();
+    for q in queries {
+        let sql = format!("select row_to_json(t)::text from ({q}) t");
+        for row in client.query(sql.as_str(), &[]).await.unwrap() {
+            out.push(row.get::<_, String>(0));
+        }
+    }
+    out
+}
+
+/// A little of everything: users, charges, a concert, holds, a payment, a
+/// cancellation and a refund.
+async fn some_sales(app: &TestApp) -> (TestUser, TestUser, i64) {
+    let alice = app.create_user_with("alice", 1_000_000).await;
+    let bob = app.create_user_with("bob", 1_000_000).await;
+    let concert = app.create_simple_concert(10, 50_000, 4).await;
+    let a = app.active_token(&alice, concert.id).await;
+    let b = app.active_token(&bob, concert.id).await;
+    let held: Value = app
+        .hold(&alice, &a, concert.schedule_id, &[1, 2])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paid = app.pay(&alice, &a, held["id"].as_str().unwrap()).await;
+    assert_eq!(paid.status(), StatusCode::CREATED);
+    let held_b: Value = app
+        .hold(&bob, &b, concert.schedule_id, &[3])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cancelled = app
+        .request(
+            Method::DELETE,
+            &format!("/v1/reservations/{}", held_b["id"].as_str().unwrap()),
+        )
+        .bearer_auth(&bob.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let held_b: Value = app
+        .hold(&bob, &b, concert.schedule_id, &[4, 5])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.pay(&bob, &b, held_b["id"].as_str().unwrap()).await.status(),
+        StatusCode::CREATED
+    );
+    let refunded = app
+        .request(
+            Method::DELETE,
+            &format!("/v1/reservations/{}", held_b["id"].as_str().unwrap()),
+        )
+        .bearer_auth(&bob.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refunded.status(), StatusCode::OK);
+    (alice, bob, concert.schedule_id)
+}
+
+#[tokio::test]
+async fn a_drained_write_behind_agrees_with_redis() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, bob, schedule) = some_sales(&app).await;
+    // Act
+    let written = app.drain_writebehind().await;
+    // Assert
+    assert!(written > 10, "{written} events");
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+    let rows = app
+        .pg_rows(&format!(
+            "select balance from app_user where user_id in ({}, {}) order by user_id",
+            alice.id, bob.id
+        ))
+        .await;
+    assert_eq!(rows[0].get::<_, i64>(0), app.balance(&alice).await);
+    assert_eq!(rows[1].get::<_, i64>(0), 1_000_000);
+    let sold = app
+        .pg_rows(&format!(
+            "select seat_number from seat where schedule_id = {schedule} and status = 'SOLD' order by 1"
+        ))
+        .await;
+    assert_eq!(sold.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn replaying_a_batch_changes_nothing() {
+    // Arrange
+    let app = spawn_app().await;
+    some_sales(&app).await;
+    let entries = writebehind::read_all(&app.redis).await.unwrap();
+    apply_batch(&app.pg, &entries).await.unwrap();
+    let once = snapshot(&app).await;
+    // Act
+    apply_batch(&app.pg, &entries).await.unwrap();
+    apply_batch(&app.pg, &entries[entries.len() / 2..]).await.unwrap();
+    // Assert
+    assert_eq!(snapshot(&app).await, once);
+}
+
+#[tokio::test]
+async fn events_applied_out_of_order_converge_on_the_same_rows() {
+    // Arrange: the rows in-order application gives.
+    let app = spawn_app().await;
+    some_sales(&app).await;
+    let entries = writebehind::read_all(&app.redis).await.unwrap();
+    apply_batch(&app.pg, &entries).await.unwrap();
+    let in_order = snapshot(&app).await;
+    let other = spawn_app().await;
+    // Act: the same events, newest first, one at a time, as racing
+    // workers could deliver them; a batch that needs a row not there yet
+    // fails and is delivered again, as the real worker does.
+    let mut pending: Vec<_> = entries.into_iter().rev().collect();
+    for _round in 0..100 {
+        if pending.is_empty() {
+            break;
+        }
+        let mut failed = Vec::new();
+        for entry in pending {
+            if apply_batch(&other.pg, std::slice::from_ref(&entry)).await.is_err() {
+                failed.push(entry);
+            }
+        }
+        pending = failed;
+    }
+    // Assert
+    assert!(pending.is_empty());
+    assert_eq!(snapshot(&other).await, in_order);
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_batch_loses_nothing() {
+    // Arrange: a worker reads a batch and dies before writing it.
+    let app = spawn_app().await;
+    some_sales(&app).await;
+    let read = Worker::new(app.redis.clone(), app.pg.clone())
+        .read_and_die()
+        .await
+        .unwrap();
+    assert!(read > 0);
+    assert_eq!(writebehind::backlog(&app.redis).await.unwrap() as usize, read);
+    // Act: a new worker claims what the dead one left pending.
+    let mut worker = Worker::new(app.redis.clone(), app.pg.clone()).claim_idle(Duration::ZERO);
+    worker.drain(Duration::from_secs(10)).await;
+    // Assert
+    assert_eq!(writebehind::backlog(&app.redis).await.unwrap(), 0);
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn sales_go_on_while_postgres_is_unreachable_and_the_backlog_drains_after() {
+    // Arrange: a server whose Postgres URL points at a closed port, with
+    // its own write-behind running; sales share the test's Redis prefix.
+    let app = spawn_app().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut settings = app.settings.clone();
+    settings.postgres.url = secrecy::SecretString::from(format!("postgres://postgres@127.0.0.1:{port}/nowhere"));
+    let state = ticketrush::build_state(settings).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let background = ticketrush::Background {
+        writebehind: true,
+        sweeper: true,
+    };
+    let server = tokio::spawn(ticketrush::run_with_state(
+        state,
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+        background,
+    ));
+    // Act: sell through the server without Postgres.
+    let mut outage = spawn_app().await;
+    outage.base = format!("http://{addr}");
+    let (alice, _, _) = some_sales(&outage).await;
+    let ready: Value = outage.get("/readyz", None).await.json().await.unwrap();
+    // Assert: ready (Redis answers), Postgres down, the backlog reported.
+    assert_eq!(ready["redis"], "up");
+    assert_eq!(ready["postgres"], "down");
+    assert!(ready["writebehind_backlog"].as_u64().unwrap() > 10, "{ready}");
+    assert_eq!(outage.balance(&alice).await, 1_000_000 - 100_000);
+    // Postgres "returns": a worker with a working URL drains it all,
+    // claiming the batch the outage server read but could not write.
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    let mut worker = Worker::new(app.redis.clone(), app.pg.clone()).claim_idle(Duration::ZERO);
+    worker.drain(Duration::from_secs(10)).await;
+    assert_eq!(writebehind::backlog(&app.redis).await.unwrap(), 0);
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn the_worker_inside_serve_persists_within_seconds_and_flushes_on_shutdown() {
+    // Arrange
+    let mut config = TestConfig::default();
+    config.background.writebehind = true;
+    let app = spawn_app_with(config).await;
+    // Act
+    let user = app.create_user_with("carol", 5_000).await;
+    // Assert: persisted by the server's own worker.
+    let persisted = eventually(Duration::from_secs(3), || async {
+        let rows = app
+            .pg_rows(&format!("select balance from app_user where user_id = {}", user.id))
+            .await;
+        rows.first().map(|r| r.get::<_, i64>(0)) == Some(5_000)
+    })
+    .await;
+    assert!(persisted);
+    // A charge right before shutdown is flushed by the final drain.
+    assert_eq!(app.charge(&user, 1_000, None).await.status(), StatusCode::OK);
+    let (redis, pg) = (app.redis.clone(), app.pg.clone());
+    app.shutdown().await.unwrap();
+    let rows = pg
+        .get()
+        .await
+        .unwrap()
+        .query(
+            &format!("select balance from app_user where user_id = {}", user.id),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 6_000);
+    assert_eq!(writebehind::backlog(&redis).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn verify_lists_every_difference() {
+    // Arrange
+    let app = spawn_app().await;
+    let (alice, _, _) = some_sales(&app).await;
+    app.drain_writebehind().await;
+    // Act: the two stores disagree on a balance and a seat.
+    let wallet = app.redis.keys().wallet_hash(alice.id);
+    let _: () = fred::interfaces::HashesInterface::hset(app.redis.client(), wallet, ("balance", 1))
+        .await
+        .unwrap();
+    let client = app.pg.get().await.unwrap();
+    client
+        .execute("update seat set status = 'SOLD' where seat_number = 9", &[])
+        .await
+        .unwrap();
+    let differences = reconcile::verify(&app.redis, &app.pg).await.unwrap();
+    // Assert
+    let subjects: Vec<_> = differences.iter().map(|d| d.subject.clone()).collect();
+    assert_eq!(subjects.len(), 2, "{differences:?}");
+    assert!(subjects.contains(&format!("wallet {}", alice.id)));
+    assert!(subjects.iter().any(|s| s.ends_with("/9")));
+}
+
+#[tokio::test]
+async fn rebuild_restores_what_the_api_showed_after_redis_is_lost() {
+    // Arrange: the API's answers before the loss.
+    let app = spawn_app().await;
+    let (alice, bob, schedule) = some_sales(&app).await;
+    let views = |user: &TestUser| {
+        let user = user.clone();
+        let app = &app;
+        async move {
+            let balance = app
+                .get(&format!("/v1/users/{}/balance", user.id), Some(&user))
+                .await
+                .text()
+                .await
+                .unwrap();
+            let history: Value = app
+                .get(&format!("/v1/users/{}/balance/history", user.id), Some(&user))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let reservations: Value = app
+                .get(&format!("/v1/users/{}/reservations", user.id), Some(&user))
+                .await
+                .json()
+                .await
+                .unwrap();
+            (balance, history, reservations)
+        }
+    };
+    let before = (views(&alice).await, views(&bob).await);
+    app.drain_writebehind().await;
+    // Act: Redis loses everything of this deployment, then is rebuilt.
+    assert!(reconcile::delete_all(&app.redis).await.unwrap() > 0);
+    assert_eq!(app.balance(&alice).await, 0, "the wallet is gone with redis");
+    let report = reconcile::rebuild(&app.redis, &app.pg).await.unwrap();
+    // Assert: the same answers, and business goes on.
+    assert_eq!(report.users, 2);
+    assert_eq!((views(&alice).await, views(&bob).await), before);
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+    let carol = app.create_user_with("carol", 500_000).await;
+    assert!(carol.id > bob.id, "ids continue after the rebuild");
+    let concert_id = app.pg_rows("select concert_id from concert").await[0].get::<_, i64>(0);
+    let token = app.active_token(&carol, concert_id).await;
+    let seats = app.seat_map(&carol, &token, schedule).await;
+    assert_eq!(&seats[..5], ["SOLD", "SOLD", "AVAILABLE", "AVAILABLE", "AVAILABLE"]);
+    assert_problem(app.hold(&carol, &token, schedule, &[1]).await, 409, "SEAT_UNAVAILABLE").await;
+    let held: Value = app.hold(&carol, &token, schedule, &[4]).await.json().await.unwrap();
+    assert_eq!(
+        app.pay(&carol, &token, held["id"].as_str().unwrap()).await.status(),
+        StatusCode::CREATED
+    );
+    app.drain_writebehind().await;
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+}
