@@ -371,13 +371,24 @@ fn renumber(mut concert: Concert, id: i64, first_schedule_id: i64) -> Concert {
 }
 
 async fn register(redis: &RedisStore, keys: &Keys, concert: &Concert) -> Result<(), StoreError> {
-    let client = redis.client();
     let base = keys.concert(concert.id);
-    let _: i64 = client.sadd(keys.streams(), Keys::stream(&base)).await?;
+    let _: i64 = redis.client().sadd(keys.streams(), Keys::stream(&base)).await?;
     let json = simd_json::serde::to_string(concert).map_err(|e| StoreError::Reply(e.to_string()))?;
     redis
         .eval(&redis.scripts().create_concert, base, vec![json.as_str().into()])
         .await?;
+    publish(redis, concert).await
+}
+
+/// Writes the plain keys of a concert: its catalog entry, its place in the
+/// catalog, and schedule → concert for each of its schedules.
+///
+/// # Errors
+/// Store failures.
+pub async fn publish(redis: &RedisStore, concert: &Concert) -> Result<(), StoreError> {
+    let keys = redis.keys();
+    let client = redis.client();
+    let json = simd_json::serde::to_string(concert).map_err(|e| StoreError::Reply(e.to_string()))?;
     let mut entries: Vec<(String, String)> = concert
         .schedules
         .iter()
@@ -385,15 +396,7 @@ async fn register(redis: &RedisStore, keys: &Keys, concert: &Concert) -> Result<
         .collect();
     entries.push((keys.catalog_entry(concert.id), json));
     let _: () = client.mset(entries).await?;
-    let _: i64 = client
-        .zadd(
-            keys.catalog(),
-            None,
-            None,
-            false,
-            false,
-            (concert.id as f64, concert.id),
-        )
-        .await?;
+    let member = (concert.id as f64, concert.id);
+    let _: i64 = client.zadd(keys.catalog(), None, None, false, false, member).await?;
     Ok(())
 }

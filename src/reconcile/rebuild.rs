@@ -167,25 +167,9 @@ async fn restore_concert(redis: &RedisStore, keys: &Keys, pg: &Pool, concert: &C
     let client = redis.client();
     let base = keys.concert(concert.id);
     let _: i64 = client.sadd(keys.streams(), Keys::stream(&base)).await?;
-    let json = serde_json::to_string(concert)?;
-    let _: () = client
-        .set(keys.catalog_entry(concert.id), json, None, None, false)
-        .await?;
-    let _: i64 = client
-        .zadd(
-            keys.catalog(),
-            None,
-            None,
-            false,
-            false,
-            (concert.id as f64, concert.id),
-        )
-        .await?;
+    crate::booking::catalog::publish(redis, concert).await?;
     let pg = pg.get().await?;
     for s in &concert.schedules {
-        let _: () = client
-            .set(keys.schedule_concert(s.id), concert.id, None, None, false)
-            .await?;
         let rows = pg
             .query(
                 "select seat_number, status, reservation_id::text from seat where schedule_id = $1 order by seat_number",

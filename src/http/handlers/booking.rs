@@ -5,7 +5,9 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::{limit, parse_id, parse_uuid, query};
-use crate::booking::{self, BookingError, ReservationView, SeatFilter, SeatSelection};
+use std::sync::Arc;
+
+use crate::booking::{self, BookingError, Concert, ReservationView, Schedule, SeatFilter, SeatSelection};
 use crate::http::body::{self, read_json, Body};
 use crate::http::{auth, ApiError, AppState};
 use crate::queue::{self, QueueToken};
@@ -39,6 +41,20 @@ async fn gated(state: &AppState, headers: &HeaderMap, concert_id: i64) -> Result
     let token = auth::queue_token(headers)?;
     queue::check_concert(&state.redis, &token, concert_id).await?;
     Ok((user, token))
+}
+
+/// A schedule and the concert it belongs to.
+async fn schedule_of(state: &AppState, schedule_id: i64) -> Result<(Arc<Concert>, Schedule), ApiError> {
+    let concert = state
+        .catalog
+        .concert_of_schedule(&state.redis, schedule_id)
+        .await?
+        .ok_or(BookingError::ScheduleNotFound)?;
+    let schedule = concert
+        .schedule(schedule_id)
+        .ok_or(BookingError::ScheduleNotFound)?
+        .clone();
+    Ok((concert, schedule))
 }
 
 /// API.md "Concerts": `POST /v1/admin/concerts`.
@@ -95,14 +111,9 @@ pub async fn get_seat_map(state: &AppState, req: Request<Incoming>, param: &str)
     let schedule_id = parse_id(param)?;
     let filter = SeatFilter::parse(query(&req, "status"))
         .ok_or_else(|| ApiError::Malformed("status must be AVAILABLE, HELD or SOLD".into()))?;
-    let concert = state
-        .catalog
-        .concert_of_schedule(&state.redis, schedule_id)
-        .await?
-        .ok_or(BookingError::ScheduleNotFound)?;
-    let schedule = concert.schedule(schedule_id).ok_or(BookingError::ScheduleNotFound)?;
+    let (concert, schedule) = schedule_of(state, schedule_id).await?;
     let (user, token) = gated(state, req.headers(), concert.id).await?;
-    let map = booking::seat_map(&state.redis, &token, user, schedule, filter).await?;
+    let map = booking::seat_map(&state.redis, &token, user, &schedule, filter).await?;
     Ok(body::raw_json(StatusCode::OK, map))
 }
 
@@ -116,20 +127,15 @@ pub async fn create_reservation(state: &AppState, req: Request<Incoming>) -> Res
         schedule_id,
         seat_numbers,
     } = read_json(req).await?;
-    let concert = state
-        .catalog
-        .concert_of_schedule(&state.redis, schedule_id)
-        .await?
-        .ok_or(BookingError::ScheduleNotFound)?;
-    let schedule = concert.schedule(schedule_id).ok_or(BookingError::ScheduleNotFound)?;
+    let (concert, schedule) = schedule_of(state, schedule_id).await?;
     queue::check_concert(&state.redis, &token, concert.id).await?;
-    let seats = SeatSelection::parse(seat_numbers, schedule)?;
+    let seats = SeatSelection::parse(seat_numbers, &schedule)?;
     let held = booking::hold_seats(
         &state.redis,
         &state.settings.booking,
         &token,
         user,
-        schedule,
+        &schedule,
         &seats,
         &key,
     )
