@@ -25,6 +25,7 @@ r.status = 'PAYING' -- no event: Postgres sees HELD, then the outcome
 r.payment_id = pid
 redis.call('SET', res_key(rid), cjson.encode(r))
 redis.call('ZREM', B .. 'hx', rid)
+redis.call('ZREM', B .. 'uh:' .. uid, rid)
 redis.call('ZADD', B .. 'paying', now, pid)
 local p = {
   id = pid, reservation_id = rid, user_id = r.user_id, concert_id = r.concert_id,

@@ -18,6 +18,7 @@ if r.status == 'PAYING' and r.payment_id == pid then
   else
     redis.call('SET', res_key(r.id), cjson.encode(r))
     redis.call('ZADD', B .. 'hx', r.expires_at, r.id)
+    redis.call('ZADD', B .. 'uh:' .. int(r.user_id), r.expires_at, r.id)
   end
 end
 if p.idem then

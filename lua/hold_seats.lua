@@ -4,7 +4,7 @@
 -- (validated: non-empty, distinct, in range, within the limit).
 -- All or nothing. Returns {"OK", reservation JSON} | {"REPLAY", JSON} |
 -- {code[, detail]}: a gate error, SCHEDULE_NOT_FOUND, BOOKING_CLOSED,
--- INVALID_SEATS, SEAT_UNAVAILABLE, PURCHASE_LIMIT_EXCEEDED. O(seats).
+-- INVALID_SEATS, SEAT_UNAVAILABLE, PURCHASE_LIMIT_EXCEEDED. O(seats + the user's lapsed holds).
 local tok, uid, sid, rid, ikey = ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[7]
 local now = now_ms()
 local idem = B .. 'idem:' .. uid .. ':hold:' .. ikey
@@ -36,7 +36,7 @@ for _, n in ipairs(seats) do
   if state == 'H' then return { 'SEAT_UNAVAILABLE', 'seat ' .. int(n) .. ' is held' } end
   if state == 'S' then return { 'SEAT_UNAVAILABLE', 'seat ' .. int(n) .. ' is sold' } end
 end
-for _, mine in ipairs(redis.call('ZRANGE', B .. 'ur:' .. uid, 0, -1)) do
+for _, mine in ipairs(redis.call('ZRANGEBYSCORE', B .. 'uh:' .. uid, '-inf', now)) do
   load_res(mine, now) -- the user's lapsed holds stop counting
 end
 local have = tonumber(redis.call('HGET', B .. 'uc:' .. sid, uid) or 0)
@@ -57,5 +57,6 @@ local r = {
 local d = save_res(r, now)
 redis.call('ZADD', B .. 'hx', r.expires_at, rid)
 redis.call('ZADD', B .. 'ur:' .. uid, now, rid)
+redis.call('ZADD', B .. 'uh:' .. uid, r.expires_at, rid)
 if ikey ~= '' then redis.call('SET', idem, d, 'EX', 86400) end
 return { 'OK', d }

@@ -12,7 +12,9 @@
 --          own:<sid> hash seat -> reservation id (held or sold seats)
 --          uc:<sid> hash user -> seats held or bought (purchase limit)
 --          r:<rid> reservation JSON;  hx zset rid -> expires_at (HELD only)
---          ur:<uid> zset rid -> held_at;  p:<pid> payment JSON
+--          ur:<uid> zset rid -> held_at (all of the user's reservations)
+--          uh:<uid> zset rid -> expires_at (the user's HELD ones only)
+--          p:<pid> payment JSON
 --          paying zset pid -> saga start;  refunding zset rid -> saga start
 --          idem:<uid>:<scope>:<key> first answer of an idempotent request
 
@@ -158,6 +160,7 @@ local function release(r, status, now)
   if r.status ~= 'HELD' then return end
   free_seats(r)
   redis.call('ZREM', B .. 'hx', r.id)
+  redis.call('ZREM', B .. 'uh:' .. int(r.user_id), r.id)
   r.status = status
   if status == 'CANCELLED' then r.cancelled_at = now end
   save_res(r, now)

@@ -13,7 +13,7 @@ pub use reservation::{
     cancel_reservation, find_reservation, hold_seats, list_user_reservations, recover_refund, reservation_concerts,
     user_concerts, ReservationState, ReservationView,
 };
-pub use seat::{available_schedules, seat_map, SeatFilter, SeatSelection};
+pub use seat::{available_schedules, render_seat_map, seat_map, SeatFilter, SeatSelection};
 
 use crate::queue::GateError;
 use crate::store::redis::Refusal;

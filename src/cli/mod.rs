@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -62,8 +61,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings;
     match cli.command {
         Command::Serve => {
-            let listener = TcpListener::bind(settings.http.bind_addr)
-                .await
+            let listener = crate::http::bind(settings.http.bind_addr)
                 .with_context(|| format!("binding {}", settings.http.bind_addr))?;
             crate::run(settings, listener, shutdown::signal(), Background::default()).await?;
         }

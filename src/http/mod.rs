@@ -37,8 +37,30 @@ use crate::user::AuthCache;
 /// How long in-flight requests may take to finish once shutdown begins.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request headers. In hyper this
+/// also bounds the wait for the next request on a kept-alive connection, so
+/// it is the idle timeout too: kept above the usual client pool idle time,
+/// so that a client rarely reuses a connection the server is just closing.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Pending connections the kernel queues for us (capped by `somaxconn`):
+/// a rush opens thousands at once.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with a listen backlog sized for a rush.
+///
+/// # Errors
+/// The address cannot be bound.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Everything a handler needs. Cheap to clone (shared pointers inside).
 #[derive(Clone)]

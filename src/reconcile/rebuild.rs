@@ -261,6 +261,9 @@ async fn reservations(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
             let _: i64 = c
                 .zadd(format!("{base}hx"), None, None, false, false, (at, id.as_str()))
                 .await?;
+            let _: i64 = c
+                .zadd(format!("{base}uh:{user}"), None, None, false, false, (at, id.as_str()))
+                .await?;
         }
         if status == "HELD" || status == "CONFIRMED" {
             *counts.entry((concert, schedule, user)).or_default() += seats.len() as i64;

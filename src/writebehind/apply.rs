@@ -196,26 +196,42 @@ async fn upsert_users(tx: &Transaction<'_>, batch: &Batch) -> anyhow::Result<()>
         )
         .await?;
     }
-    // Balances follow the newest ledger row of every user touched, whichever
-    // of the user row and its ledger arrived first.
-    let mut touched: Vec<i64> = batch
-        .users
-        .iter()
-        .map(|u| u.id)
-        .chain(batch.ledger.iter().map(|e| e.user_id))
-        .collect();
-    touched.sort_unstable();
-    touched.dedup();
-    if !touched.is_empty() {
+    // Balances follow the newest ledger version, taken from the batch (no
+    // scan of a user's history) ...
+    let mut newest: HashMap<i64, (i64, i64)> = HashMap::new();
+    for e in &batch.ledger {
+        let slot = newest.entry(e.user_id).or_insert((e.version, e.balance_after));
+        if e.version > slot.0 {
+            *slot = (e.version, e.balance_after);
+        }
+    }
+    if !newest.is_empty() {
+        let users: Vec<i64> = newest.keys().copied().collect();
+        let versions: Vec<i64> = users.iter().map(|u| newest[u].0).collect();
+        let balances: Vec<i64> = users.iter().map(|u| newest[u].1).collect();
+        let stmt = tx
+            .prepare_cached(
+                "update app_user u set balance = v.balance, version = v.version, updated_at = now()
+                   from unnest($1::bigint[], $2::bigint[], $3::bigint[]) as v(user_id, version, balance)
+                  where u.user_id = v.user_id and u.version < v.version",
+            )
+            .await?;
+        tx.execute(&stmt, &[&users, &versions, &balances]).await?;
+    }
+    // ... and a user row that arrives after its ledger rows (racing
+    // workers) catches up from the newest ledger row already stored.
+    if !batch.users.is_empty() {
+        let ids: Vec<i64> = batch.users.iter().map(|u| u.id).collect();
         let stmt = tx
             .prepare_cached(
                 "update app_user u set balance = l.balance_after, version = l.version, updated_at = now()
-                   from (select distinct on (user_id) user_id, version, balance_after from wallet_ledger
-                          where user_id = any($1) order by user_id, version desc) l
-                  where u.user_id = l.user_id and u.version < l.version",
+                   from unnest($1::bigint[]) as x(user_id)
+                   cross join lateral (select version, balance_after from wallet_ledger
+                                        where user_id = x.user_id order by version desc limit 1) l
+                  where u.user_id = x.user_id and u.version < l.version",
             )
             .await?;
-        tx.execute(&stmt, &[&touched]).await?;
+        tx.execute(&stmt, &[&ids]).await?;
     }
     Ok(())
 }

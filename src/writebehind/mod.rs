@@ -16,7 +16,7 @@ use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
 pub use apply::apply_batch;
-pub use stream::{backlog, lag_seconds, read_all, Entry};
+pub use stream::{backlog, backlog_by_stream, lag_seconds, read_all, Entry};
 
 use crate::store::redis::RedisStore;
 
@@ -54,6 +54,9 @@ pub struct Worker {
     /// Set when a batch could not be written: the next flush retries this
     /// consumer's own pending entries before reading new ones.
     stalled: bool,
+    /// Entries read while the previous batch was being written (reading
+    /// and writing overlap, so neither waits for the other).
+    prefetched: Vec<Entry>,
 }
 
 impl Worker {
@@ -69,6 +72,7 @@ impl Worker {
             last_claim: None,
             last_trim: None,
             stalled: false,
+            prefetched: Vec::new(),
         }
     }
 
@@ -108,6 +112,8 @@ impl Worker {
         };
         if self.stalled {
             entries.extend(self.streams.read(&self.redis, &self.consumer, true).await?);
+        } else {
+            entries.append(&mut self.prefetched);
         }
         if entries.is_empty() {
             self.stalled = false;
@@ -119,7 +125,15 @@ impl Worker {
         }
         let started = Instant::now();
         self.stalled = true;
-        let applied = apply_batch(&self.pg, &entries).await?;
+        // Write this batch while the next one is read.
+        let (applied, next) = tokio::join!(
+            apply_batch(&self.pg, &entries),
+            self.streams.read(&self.redis, &self.consumer, false)
+        );
+        // On failure everything read stays pending for this consumer and the
+        // stalled path reads it again; keep nothing aside.
+        let applied = applied?;
+        self.prefetched = next.unwrap_or_default();
         stream::ack(&self.redis, &entries).await?;
         self.stalled = false;
         record(applied, started.elapsed());
@@ -191,8 +205,12 @@ pub async fn report_until_stopped(redis: RedisStore, stop: CancellationToken) {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Ok(n) = backlog(&redis).await {
-            metrics::gauge!("writebehind_backlog").set(n as f64);
+        if let Ok(streams) = backlog_by_stream(&redis).await {
+            let total: u64 = streams.iter().map(|(_, n)| n).sum();
+            metrics::gauge!("writebehind_backlog").set(total as f64);
+            for (stream, n) in streams {
+                metrics::gauge!("writebehind_stream_backlog", "stream" => stream).set(n as f64);
+            }
         }
         if let Ok(lag) = lag_seconds(&redis).await {
             metrics::gauge!("writebehind_lag_seconds").set(lag);

@@ -332,25 +332,34 @@ async fn oldest_pending(redis: &RedisStore, key: &str) -> Result<Option<String>,
 /// # Errors
 /// Redis failures.
 pub async fn backlog(redis: &RedisStore) -> Result<u64, StoreError> {
-    let mut total = 0;
+    Ok(backlog_by_stream(redis).await?.iter().map(|(_, n)| n).sum())
+}
+
+/// Events not yet persisted, per stream.
+///
+/// # Errors
+/// Redis failures.
+pub async fn backlog_by_stream(redis: &RedisStore) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut out = Vec::new();
     for key in all_streams(redis).await? {
-        let Some(info) = group_info(redis, &key).await? else {
+        let waiting = match group_info(redis, &key).await? {
             // No group yet: every entry is waiting.
-            let len: u64 = redis.client().xlen(key.as_str()).await?;
-            total += len;
-            continue;
+            None => redis.client().xlen::<u64, _>(key.as_str()).await?,
+            Some(info) => {
+                let undelivered = match info.lag {
+                    Some(lag) => lag,
+                    None => redis
+                        .client()
+                        .xlen::<u64, _>(key.as_str())
+                        .await?
+                        .saturating_sub(info.pending),
+                };
+                info.pending + undelivered
+            }
         };
-        let undelivered = match info.lag {
-            Some(lag) => lag,
-            None => redis
-                .client()
-                .xlen::<u64, _>(key.as_str())
-                .await?
-                .saturating_sub(info.pending),
-        };
-        total += info.pending + undelivered;
+        out.push((key, waiting));
     }
-    Ok(total)
+    Ok(out)
 }
 
 /// Age in seconds of the oldest event not yet persisted (0 when none).

@@ -1,0 +1,193 @@
+//! Write-behind throughput: events a second the worker moves from the Redis
+//! streams into Postgres (read, decode, one upsert transaction, ack), beside
+//! its ceiling measured in the same run: a bare batched insert (`unnest`,
+//! one statement, one transaction) of the same ledger rows into a copy of
+//! the ledger table.
+//!
+//! Needs the local Redis and Postgres (`scripts/services.sh start`). Each run
+//! uses its own key prefix and database and removes both at the end. Run
+//! with `cargo bench --bench writebehind`; `WB_BENCH_EVENTS` sets the batch
+//! (default 20,000 events per iteration).
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use futures_util::future::join_all;
+use secrecy::{ExposeSecret, SecretString};
+use ticketrush::balance::{self, ChargeAmount};
+use ticketrush::config::Settings;
+use ticketrush::reconcile;
+use ticketrush::store::postgres;
+use ticketrush::store::redis::RedisStore;
+use ticketrush::user::{self, UserName};
+use ticketrush::writebehind::{FlushOutcome, Worker};
+use tokio::runtime::Runtime;
+
+/// Users the charges are spread over (every wallet bucket gets some).
+const USERS: i64 = 256;
+
+/// Whether criterion runs for real (`cargo bench`) rather than once as a
+/// test (`cargo test --all-targets`).
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn events_per_iteration() -> usize {
+    if !measuring() {
+        return 200;
+    }
+    std::env::var("WB_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
+struct Fixture {
+    redis: RedisStore,
+    pg: deadpool_postgres::Pool,
+    admin: tokio_postgres::Client,
+    db_name: String,
+    users: Vec<i64>,
+}
+
+async fn fixture() -> Fixture {
+    let mut settings = Settings::defaults();
+    settings.redis.key_prefix = format!("bench_wb_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let db_name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin_config = tokio_postgres::Config::from_str(settings.postgres.url.expose_secret()).expect("url");
+    admin_config.dbname("postgres");
+    let (admin, connection) = admin_config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("postgres is up");
+    tokio::spawn(connection);
+    admin
+        .simple_query(&format!("create database \"{db_name}\""))
+        .await
+        .expect("create db");
+    let url = settings.postgres.url.expose_secret().to_owned();
+    let base = url.rsplit_once('/').map(|(head, _)| head).unwrap_or(&url).to_owned();
+    settings.postgres.url = SecretString::from(format!("{base}/{db_name}"));
+    let pg = postgres::connect(&settings.postgres).expect("pool");
+    postgres::migrate::run(&pg).await.expect("migrate");
+    pg.get()
+        .await
+        .expect("connection")
+        .batch_execute("create table bare_ledger (like wallet_ledger including all)")
+        .await
+        .expect("scratch table");
+    let redis = RedisStore::connect(&settings.redis).await.expect("redis is up");
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        let name = UserName::parse(format!("fan{i}")).expect("valid name");
+        users.push(user::create_user(&redis, name).await.expect("user").id);
+    }
+    let mut fixture = Fixture {
+        redis,
+        pg,
+        admin,
+        db_name,
+        users,
+    };
+    drain(&mut fixture).await;
+    fixture
+}
+
+/// Appends `n` ledger events (charges of 1 KRW) through the real script.
+async fn fill(f: &Fixture, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(512) {
+        join_all(chunk.iter().map(|i| {
+            let user = f.users[i % f.users.len()];
+            balance::charge(&f.redis, user, ChargeAmount::parse(1).expect("valid"), "")
+        }))
+        .await
+        .into_iter()
+        .for_each(|r| {
+            r.expect("charge");
+        });
+    }
+}
+
+async fn drain(f: &mut Fixture) -> usize {
+    let mut worker = Worker::new(f.redis.clone(), f.pg.clone());
+    let mut total = 0;
+    while let FlushOutcome::Flushed(n) = worker.try_flush_once().await.expect("flush") {
+        total += n;
+    }
+    total
+}
+
+/// The ceiling: the same number of ledger rows in one `unnest` insert.
+async fn bare_insert(f: &Fixture, n: usize, round: i64) -> Duration {
+    let users: Vec<i64> = (0..n).map(|i| f.users[i % f.users.len()]).collect();
+    let versions: Vec<i64> = (0..n as i64).map(|i| round * 10_000_000 + i).collect();
+    let kinds = vec!["CHARGE"; n];
+    let amounts = vec![1i64; n];
+    let before: Vec<i64> = (0..n as i64).collect();
+    let after: Vec<i64> = (1..=n as i64).collect();
+    let mut client = f.pg.get().await.expect("connection");
+    let started = Instant::now();
+    let tx = client.transaction().await.expect("tx");
+    tx.execute(
+        "insert into bare_ledger (user_id, version, entry_type, amount, balance_before, balance_after, created_at)
+         select u.user_id, u.version, u.kind, u.amount, u.before, u.after, now()
+           from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+             as u(user_id, version, kind, amount, before, after)",
+        &[&users, &versions, &kinds, &amounts, &before, &after],
+    )
+    .await
+    .expect("bare insert");
+    tx.commit().await.expect("commit");
+    started.elapsed()
+}
+
+fn writebehind(c: &mut Criterion) {
+    let runtime = Runtime::new().expect("runtime");
+    let mut f = runtime.block_on(fixture());
+    let n = events_per_iteration();
+    let mut group = c.benchmark_group("writebehind");
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new("worker_drain", n), |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    fill(&f, n).await;
+                    let started = Instant::now();
+                    let written = drain(&mut f).await;
+                    spent += started.elapsed();
+                    assert_eq!(written, n);
+                }
+                spent
+            })
+        });
+    });
+    let mut round = 0;
+    group.bench_function(BenchmarkId::new("bare_unnest_insert", n), |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    round += 1;
+                    spent += bare_insert(&f, n, round).await;
+                }
+                spent
+            })
+        });
+    });
+    group.finish();
+    runtime.block_on(async {
+        reconcile::delete_all(&f.redis).await.expect("cleanup redis");
+        f.redis.quit().await;
+        drop(f.pg);
+        f.admin
+            .simple_query(&format!("drop database \"{}\" with (force)", f.db_name))
+            .await
+            .expect("drop db");
+    });
+}
+
+criterion_group!(benches, writebehind);
+criterion_main!(benches);

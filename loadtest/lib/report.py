@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Summary of one loadtest/run.sh run.
+
+Reads the run's manifest (one JSON record per measured step, written by
+run.sh), the k6 summaries, wrk reports and redis-benchmark CSVs it points
+to, then prints the summary table and writes everything as one JSON file.
+
+    report.py MANIFEST OUT_JSON
+
+Exits 1 when the run failed: a k6 threshold (an invariant violation, an
+error rate or a latency bound), a failed `ticketrush verify`, a write-behind
+backlog that did not drain, or a step that could not run.
+"""
+
+import csv
+import json
+import sys
+
+# Targets of the ratios (BENCHMARKS.md): reported, never failing a run,
+# because a shared 2-core machine is too noisy for a hard bound.
+TARGETS = {"poll_vs_healthz": 0.60, "hold_vs_ceiling": 0.75}
+
+
+def load_k6(rec):
+    with open(rec["file"], encoding="utf-8") as f:
+        summary = json.load(f)
+    rows = summary["endpoints"]
+    if rec.get("endpoint"):
+        rows = [r for r in rows if r["name"] == rec["endpoint"]]
+    return rows, summary
+
+
+def load_wrk(rec):
+    with open(rec["file"], encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("WRK_JSON "):
+                w = json.loads(line[len("WRK_JSON "):])
+                errors = sum(w["errors"][k] for k in ("connect", "read", "write", "timeout"))
+                if rec.get("conflicts_ok"):
+                    # hold.lua tells 409s (answers) from other 4xx and 5xx.
+                    errors += w["status_5xx"] + w["status_4xx_other"]
+                else:
+                    errors += w["errors"]["non_2xx_3xx"]
+                row = {
+                    "name": rec["endpoint"],
+                    "requests": w["requests"],
+                    "seconds": w["seconds"],
+                    "rps": w["rps"],
+                    "p50_ms": w["p50_ms"],
+                    "p95_ms": w["p95_ms"],
+                    "p99_ms": w["p99_ms"],
+                    "max_ms": w["max_ms"],
+                    "failed": errors,
+                    "status_409": w["status_409"],
+                }
+                return [row], w
+    raise ValueError(f"no WRK_JSON line in {rec['file']}")
+
+
+def load_redis(rec):
+    with open(rec["file"], encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"no redis-benchmark result in {rec['file']}")
+    r = rows[-1]
+    num = lambda k: float(r[k]) if r.get(k) not in (None, "") else None  # noqa: E731
+    row = {
+        "name": rec["endpoint"],
+        "requests": rec.get("requests"),
+        "rps": round(num("rps")),
+        "p50_ms": num("p50_latency_ms"),
+        "p95_ms": num("p95_latency_ms"),
+        "p99_ms": num("p99_latency_ms"),
+        "max_ms": num("max_latency_ms"),
+        "failed": 0,
+    }
+    return [row], r
+
+
+LOADERS = {"k6": load_k6, "wrk": load_wrk, "redis": load_redis}
+
+
+def fmt(v, width, digits=None):
+    if v is None:
+        s = "-"
+    elif digits is not None:
+        s = f"{v:.{digits}f}"
+    else:
+        s = str(v)
+    return s.rjust(width)
+
+
+def ratio(steps, scenario, num, den, generator):
+    def rps(step):
+        for s in steps:
+            if s["scenario"] == scenario and s["step"] == step and s["generator"] == generator and s["rows"]:
+                return s["rows"][0]["rps"]
+        return None
+
+    a, b = rps(num), rps(den)
+    return round(a / b, 3) if a and b else None
+
+
+def main():
+    manifest, out_path = sys.argv[1], sys.argv[2]
+    with open(manifest, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    run = next((r for r in records if r["kind"] == "run"), {})
+    steps, extras, failures = [], [], []
+    for rec in records:
+        kind = rec["kind"]
+        if kind in LOADERS:
+            step = dict(rec)
+            try:
+                step["rows"], raw = LOADERS[kind](rec)
+                if kind == "k6":
+                    step["facts"] = raw.get("facts", {})
+                    step["thresholds_failed"] = raw.get("thresholds_failed", [])
+            except (OSError, ValueError, KeyError) as e:
+                step["rows"] = []
+                step["error"] = str(e)
+                failures.append(f"{rec['scenario']}/{rec['step']}: no result ({e})")
+            if rec.get("exit", 0) != 0:
+                failures.append(f"{rec['scenario']}/{rec['step']} ({rec['generator']}): exit {rec['exit']}")
+            steps.append(step)
+        elif kind != "run":
+            extras.append(rec)
+            if rec.get("ok") is False:
+                failures.append(f"{rec['scenario']}/{kind}: {rec.get('detail', 'failed')}")
+
+    ratios = []
+    for gen in ("k6", "wrk"):
+        for scen, num, den, key in (
+            ("queue", "poll", "healthz", "poll_vs_healthz"),
+            ("hold", "hold", "ceiling", "hold_vs_ceiling"),
+        ):
+            r = ratio(steps, scen, num, den, gen)
+            if r is not None:
+                ratios.append({"ratio": key, "generator": gen, "value": r, "target": TARGETS[key]})
+    for scen, num in (("queue", "evalsha_get_token"), ("hold", "evalsha_hold")):
+        r = ratio(steps, scen, num, "evalsha_trivial", "redis-benchmark")
+        if r is not None:
+            ratios.append({"ratio": f"{num}_vs_trivial", "generator": "redis-benchmark", "value": r, "target": None})
+
+    result = {**run, "steps": steps, "extras": extras, "ratios": ratios, "failures": failures, "ok": not failures}
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print_table(result)
+    return 0 if result["ok"] else 1
+
+
+def print_table(result):
+    print()
+    print(f"== summary: {result.get('scenarios', '')} on {result.get('date', '')} "
+          f"({result.get('profile', '')} build, {result.get('cpus', '?')} cores, commit {result.get('commit', '?')})")
+    head = (f"{'scenario':<9}{'step':<22}{'generator':<16}{'requests':>9}{'req/s':>8}{'p50 ms':>9}"
+            f"{'p95 ms':>9}{'p99 ms':>9}{'errors':>7}{'cpu srv':>8}{'cpu redis':>10}{'cpu gen':>8}")
+    print(head)
+    for s in result["steps"]:
+        cpu = s.get("cpu", {})
+        rows = s["rows"] or [{"name": s["step"]}]
+        for i, r in enumerate(rows):
+            label = s["step"] if len(s["rows"]) <= 1 else r["name"]
+            # CPU is measured per step: shown on its first row.
+            c = cpu if i == 0 else {}
+            print(f"{s['scenario']:<9}{label:<22}{s['generator']:<16}{fmt(r.get('requests'), 9)}"
+                  f"{fmt(r.get('rps'), 8)}{fmt(r.get('p50_ms'), 9, 2)}{fmt(r.get('p95_ms'), 9, 2)}"
+                  f"{fmt(r.get('p99_ms'), 9, 2)}{fmt(r.get('failed'), 7)}"
+                  f"{fmt(c.get('server'), 8, 0)}{fmt(c.get('redis'), 10, 0)}{fmt(c.get('generator'), 8, 0)}")
+    print("(cpu: percent of one core over the step's wall time; 200 = both cores)")
+    for s in result["steps"]:
+        if s.get("listen_overflows"):
+            print(f"{s['scenario']}/{s['step']} ({s['generator']}): the kernel dropped {s['listen_overflows']} "
+                  "connections on a full accept queue (ListenOverflows)")
+    loads = [f"{s['scenario']}/{s['step']}/{s['generator']}: {s['load_after']}" for s in result["steps"] if s.get("load_after")]
+    if loads:
+        print("load average (1, 5, 15 min) after each step: " + "; ".join(loads))
+    for s in result["steps"]:
+        facts = s.get("facts") or {}
+        if s["scenario"] in ("rush", "smoke") and facts:
+            keys = ("users", "capacity", "seats_sold", "payments_ok", "sold_out_seconds", "hold_conflicts",
+                    "sold_out_seen", "gave_up", "queue_wait_p50_ms", "queue_wait_max_ms", "violations",
+                    "ledger_seats", "ledger_payments", "ledger_money", "users_unaccounted")
+            print(f"{s['scenario']}: " + ", ".join(f"{k}={facts.get(k)}" for k in keys))
+    for e in result["extras"]:
+        if e["kind"] == "writebehind":
+            print(f"{e['scenario']}: write-behind at end of load: lag {e.get('lag_seconds')} s, backlog "
+                  f"{e.get('backlog')} (peaks during the load, sampled each second: lag "
+                  f"{e.get('peak_lag_seconds')} s, backlog {e.get('peak_backlog')}); drained in {e.get('drain_seconds')} s")
+        elif e["kind"] == "verify":
+            print(f"{e['scenario']}: ticketrush verify: {e.get('detail')}")
+    for r in result["ratios"]:
+        target = f" (target >= {r['target']:.0%})" if r["target"] else ""
+        below = " BELOW TARGET" if r["target"] and r["value"] < r["target"] else ""
+        print(f"ratio {r['ratio']} [{r['generator']}]: {r['value']:.0%}{target}{below}")
+    if result["failures"]:
+        print("FAILED:")
+        for f in result["failures"]:
+            print(f"  {f}")
+    else:
+        print("all checks passed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
