@@ -127,7 +127,7 @@ impl Worker {
         self.stalled = true;
         // Write this batch while the next one is read.
         let (applied, next) = tokio::join!(
-            apply_batch(&self.pg, &entries),
+            apply_by_stream(&self.pg, &entries),
             self.streams.read(&self.redis, &self.consumer, false)
         );
         // On failure everything read stays pending for this consumer and the
@@ -189,6 +189,21 @@ impl Worker {
             }
         }
     }
+}
+
+/// Writes a batch as one transaction per stream, concurrently: streams
+/// touch disjoint rows (a wallet bucket's users, a concert's seats), so the
+/// transactions never wait for each other and use several connections.
+async fn apply_by_stream(pg: &Pool, entries: &[Entry]) -> anyhow::Result<usize> {
+    let mut groups: Vec<(&str, Vec<Entry>)> = Vec::new();
+    for e in entries {
+        match groups.iter_mut().find(|(s, _)| *s == &*e.stream) {
+            Some((_, group)) => group.push(e.clone()),
+            None => groups.push((&e.stream, vec![e.clone()])),
+        }
+    }
+    let results = futures_util::future::join_all(groups.iter().map(|(_, group)| apply_batch(pg, group))).await;
+    results.into_iter().sum()
 }
 
 fn record(applied: usize, took: Duration) {
