@@ -49,7 +49,9 @@ SQL
 # waits for /healthz before the load, and always stops its server.
 loadtest_smoke() {
   step "load-test smoke (loadtest/run.sh smoke)"
-  loadtest/run.sh smoke
+  # The server binary the test build above produced (built with the same
+  # features, so no rebuild is needed).
+  TICKETRUSH_BIN=${TICKETRUSH_BIN:-target/debug/ticketrush} loadtest/run.sh smoke
 }
 
 step "services (scripts/services.sh start)"
@@ -82,8 +84,11 @@ fi
 step "cargo test --doc"
 cargo test --doc
 
-step "cargo bench --no-run"
-cargo bench --no-run
+# The benches compile here with the dev profile: the test build's artifacts
+# are reused (a release build of every dependency would take most of the
+# CI budget on two cores), and nextest above already ran each bench once.
+step "cargo bench --no-run --profile dev"
+cargo bench --no-run --profile dev
 
 loadtest_smoke
 
