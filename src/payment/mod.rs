@@ -129,19 +129,7 @@ pub async fn pay(
     idempotency_key: &str,
 ) -> Result<PaymentState, PaymentError> {
     let concert_id = token.concert_id();
-    let reply = redis
-        .eval(
-            &redis.scripts().begin_payment,
-            redis.keys().concert(concert_id),
-            vec![
-                token.as_str().into(),
-                user_id.into(),
-                reservation_id.to_string().into(),
-                Uuid::now_v7().to_string().into(),
-                idempotency_key.into(),
-            ],
-        )
-        .await?;
+    let reply = begin(redis, token, user_id, reservation_id, idempotency_key).await?;
     let payment = match reply.status()? {
         Status::Done("RESUME") => {
             let first = load(redis, concert_id, reply.str(1)?)
@@ -180,6 +168,38 @@ async fn failure(redis: &RedisStore, p: &PaymentState) -> PaymentError {
         },
         Err(e) => StoreError::from(e).into(),
     }
+}
+
+/// Step 1 of the saga (`begin_payment.lua`) with a new payment id.
+async fn begin(
+    redis: &RedisStore,
+    token: &QueueToken,
+    user_id: i64,
+    reservation_id: &Uuid,
+    idempotency_key: &str,
+) -> Result<Reply, StoreError> {
+    let args = vec![
+        token.as_str().into(),
+        user_id.into(),
+        reservation_id.to_string().into(),
+        Uuid::now_v7().to_string().into(),
+        idempotency_key.into(),
+    ];
+    redis
+        .eval(
+            &redis.scripts().begin_payment,
+            redis.keys().concert(token.concert_id()),
+            args,
+        )
+        .await
+}
+
+/// Step 2 of the saga (`debit_wallet.lua`): debit once per payment id.
+async fn debit(redis: &RedisStore, p: &PaymentState) -> Result<Reply, StoreError> {
+    let args = vec![p.user_id.into(), p.id.as_str().into(), p.amount.into()];
+    redis
+        .eval(&redis.scripts().debit_wallet, redis.keys().wallet(p.user_id), args)
+        .await
 }
 
 /// A reservation missing from the token's concert may be in another one:
@@ -223,10 +243,7 @@ async fn settle(
 ) -> Result<PaymentState, PaymentError> {
     let wallet = redis.keys().wallet(p.user_id);
     let reply = match step {
-        Step::Debit => {
-            let args = vec![p.user_id.into(), p.id.as_str().into(), p.amount.into()];
-            redis.eval(&redis.scripts().debit_wallet, wallet, args).await?
-        }
+        Step::Debit => debit(redis, &p).await?,
         Step::Settle => {
             redis
                 .eval(&redis.scripts().settle_payment, wallet, vec![p.id.as_str().into()])
@@ -349,19 +366,7 @@ pub async fn begin_only(
     user_id: i64,
     reservation_id: &Uuid,
 ) -> Result<PaymentState, PaymentError> {
-    let reply = redis
-        .eval(
-            &redis.scripts().begin_payment,
-            redis.keys().concert(token.concert_id()),
-            vec![
-                token.as_str().into(),
-                user_id.into(),
-                reservation_id.to_string().into(),
-                Uuid::now_v7().to_string().into(),
-                "".into(),
-            ],
-        )
-        .await?;
+    let reply = begin(redis, token, user_id, reservation_id, "").await?;
     decode_done(&reply)
 }
 
@@ -372,12 +377,6 @@ pub async fn begin_only(
 /// Store failures.
 #[doc(hidden)]
 pub async fn debit_only(redis: &RedisStore, p: &PaymentState) -> Result<String, StoreError> {
-    let reply = redis
-        .eval(
-            &redis.scripts().debit_wallet,
-            redis.keys().wallet(p.user_id),
-            vec![p.user_id.into(), p.id.as_str().into(), p.amount.into()],
-        )
-        .await?;
+    let reply = debit(redis, p).await?;
     Ok(reply.str(0)?.to_owned())
 }
