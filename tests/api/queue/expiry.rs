@@ -1,0 +1,110 @@
+//! Tokens that lapse: a waiter not seen for the idle timeout is dropped,
+//! an active token expires after its lifetime, and the gate refuses it even
+//! before a sweep (API.md "Waiting queue").
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::{
+    issue_new, leave_ok, line_up, quick_idle_config, rfc3339_ms, schedules, stored_token, token_of, waiting_room,
+};
+use crate::helpers::{assert_problem, eventually, TestConfig};
+
+#[tokio::test]
+async fn a_waiter_not_seen_for_the_idle_timeout_is_dropped_and_the_next_one_gets_the_slot() {
+    // Arrange: one slot; B waits without polling, C waits and keeps polling.
+    let (app, concert, fans) = waiting_room(quick_idle_config(), 3).await;
+    let [holder, ghost] = line_up(&app, &fans, concert.id).await;
+    let keen = issue_new(&app, &fans[2], concert.id).await;
+    assert_eq!(keen["position"], 2);
+    let keen = token_of(&keen);
+
+    // Act
+    for _ in 0..9 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(app.token_status(&keen).await["status"], "WAITING");
+    }
+    let dropped = app.get(&format!("/v1/queue/tokens/{ghost}"), None).await;
+
+    // Assert
+    assert_eq!(dropped.status(), StatusCode::OK);
+    let dropped: Value = dropped.json().await.unwrap();
+    assert_eq!(dropped["status"], "EXPIRED", "{dropped}");
+    assert_eq!(dropped["position"], 0);
+    let keen_now = app.token_status(&keen).await;
+    assert_eq!(keen_now["position"], 1, "the dropped waiter no longer counts");
+    let holder_now = app.token_status(&holder).await;
+    assert_eq!(holder_now["status"], "ACTIVE", "the idle timeout is for waiters only");
+    leave_ok(&app, &fans[0], &holder).await;
+    assert_eq!(app.token_status(&keen).await["status"], "ACTIVE");
+    let ghost_now = app.token_status(&ghost).await;
+    assert_eq!(ghost_now["status"], "EXPIRED");
+    assert!(
+        ghost_now["active_until"].is_null(),
+        "the dropped token was never activated"
+    );
+    assert!(stored_token(&app, &ghost)
+        .await
+        .get("activated_at")
+        .is_none_or(Value::is_null));
+}
+
+#[tokio::test]
+async fn an_active_token_expires_after_its_lifetime_without_polls_and_the_next_waiter_is_admitted() {
+    // Arrange
+    let config = TestConfig {
+        active_max: 1,
+        active_ttl_seconds: 1,
+        ..TestConfig::default()
+    };
+    let (app, concert, fans) = waiting_room(config, 2).await;
+    let first = issue_new(&app, &fans[0], concert.id).await;
+    let next = token_of(&issue_new(&app, &fans[1], concert.id).await);
+    let first_until = rfc3339_ms(&first["active_until"]);
+    let first = token_of(&first);
+
+    // Act: nobody polls; only the sweeper runs.
+    let (server, waiter) = (&app, &next);
+    let promoted = eventually(Duration::from_secs(3), || async move {
+        stored_token(server, waiter).await["activated_at"].is_i64()
+    })
+    .await;
+
+    // Assert
+    assert!(promoted, "the sweeper admitted the next waiter");
+    let expired = stored_token(&app, &first).await;
+    assert_eq!(expired["status"], "EXPIRED");
+    let activated_at = stored_token(&app, &next).await["activated_at"].as_i64().unwrap();
+    assert!(
+        activated_at >= first_until,
+        "the slot was given only after the first token expired"
+    );
+    assert_eq!(app.token_status(&first).await["status"], "EXPIRED");
+}
+
+#[tokio::test]
+async fn an_active_token_past_its_lifetime_is_refused_by_the_gate_even_before_any_sweep() {
+    // Arrange: no sweeper, a one-second lifetime.
+    let config = TestConfig {
+        active_ttl_seconds: 1,
+        background: ticketrush::Background {
+            writebehind: false,
+            sweeper: false,
+        },
+        ..TestConfig::default()
+    };
+    let (app, concert, fans) = waiting_room(config, 1).await;
+    let user = &fans[0];
+    let token = app.active_token(user, concert.id).await;
+    assert_eq!(schedules(&app, user, &token, concert.id).await.status(), StatusCode::OK);
+
+    // Act
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let late = schedules(&app, user, &token, concert.id).await;
+
+    // Assert
+    assert_problem(late, 401, "QUEUE_TOKEN_INVALID").await;
+    assert_eq!(app.token_status(&token).await["status"], "EXPIRED");
+}
