@@ -8,7 +8,8 @@
 //! - `pay`: `payment::pay` (three scripts) after a hold, timed alone and
 //!   together with the hold;
 //! - `queue_issue`, `queue_status`: `queue::issue_token` (`SADD` + script)
-//!   and `queue::get_token` (one script);
+//!   and `queue::get_token` (one script), and bursts of 64 status reads,
+//!   one script each or merged by `queue::StatusReader`;
 //! - `seat_map`: `booking::seat_map` of a 20,000-seat schedule (one script
 //!   returning 20 KB, then the rendering); it also checks that the copy of
 //!   `render_seat_map` the `http` bench measures renders the same bytes.
@@ -36,6 +37,9 @@ use ticketrush::payment;
 use ticketrush::queue::{self, QueueToken};
 use ticketrush::store::redis::RedisStore;
 use uuid::Uuid;
+
+/// Status reads in flight at once in the `queue_status` bursts.
+const BURST: usize = 64;
 
 /// Holds a buyer makes before the next buyer takes over: `hold_seats.lua`
 /// reads every past reservation of the user in the concert (see
@@ -126,7 +130,7 @@ impl Op {
             Self::HoldAfterPast => ("hold_seats.lua (the buyer with past_holds() past holds)", 1),
             Self::Pay => ("begin_payment.lua + debit_wallet.lua + confirm_payment.lua", 3),
             Self::Issue => ("issue_token.lua", 1),
-            Self::Status => ("get_token.lua", 1),
+            Self::Status => ("get_tokens.lua (one token)", 1),
             Self::SeatMap => ("get_seat_map.lua", 1),
         }
     }
@@ -631,6 +635,27 @@ fn queue(c: &mut Criterion, lazy: &Lazy<Fx>) {
             black_box(view)
         });
     });
+    // A burst of reads, as a busy instance sees them: one script call each,
+    // or merged by the instance's `StatusReader`.
+    for merged in [false, true] {
+        let name = if merged { "status_reader_x64" } else { "get_token_x64" };
+        group.bench_function(name, |b| {
+            let f = lazy.get();
+            let reader = queue::StatusReader::new(f.redis.clone(), f.rush.clone());
+            let reader = &reader;
+            b.to_async(&lazy.rt).iter(|| async move {
+                let reads = (0..BURST).map(|_| async move {
+                    let (token, id) = (f.waiter.token.clone(), Some(f.waiter.id));
+                    if merged {
+                        reader.get(token, id).await
+                    } else {
+                        queue::get_token(&f.redis, &f.rush, &token, id).await
+                    }
+                });
+                black_box(futures_util::future::join_all(reads).await)
+            });
+        });
+    }
     group.finish();
 }
 

@@ -74,6 +74,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         tracing::warn!(error = %e, "could not load scripts yet; they load on first use");
     }
     let hub = queue::hub::QueueHub::new(redis.clone(), settings.queue.clone());
+    let status = queue::StatusReader::new(redis.clone(), settings.queue.clone());
     Ok(AppState {
         settings: Arc::new(settings),
         redis,
@@ -81,6 +82,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         auth: user::auth_cache(),
         catalog: booking::Catalog::new(),
         hub,
+        status,
         metrics: telemetry::metrics_handle(),
         limits: http::rate::RateLimits::new(),
         shutdown: CancellationToken::new(),

@@ -89,7 +89,10 @@ end
 
 -- Admissions a second over the last minute (at least a 10 s window, so the
 -- first burst into empty slots does not promise everyone an instant turn).
+-- Worked out once per call of a script.
+local rate_memo = nil
 local function admission_rate(now)
+  if rate_memo then return rate_memo end
   local sec = math.floor(now / 1000)
   local all = redis.call('HGETALL', B .. 'q:adm')
   local total, oldest = 0, sec
@@ -102,7 +105,8 @@ local function admission_rate(now)
       if s < oldest then oldest = s end
     end
   end
-  return total / math.max(sec - oldest + 1, 10)
+  rate_memo = total / math.max(sec - oldest + 1, 10)
+  return rate_memo
 end
 
 -- Seconds until a waiter at `position` is admitted: measured rate, or one

@@ -31,6 +31,7 @@ pub use router::{Route, ROUTES};
 use crate::booking::Catalog;
 use crate::config::Settings;
 use crate::queue::hub::QueueHub;
+use crate::queue::StatusReader;
 use crate::store::redis::RedisStore;
 use crate::user::AuthCache;
 
@@ -74,6 +75,8 @@ pub struct AppState {
     pub catalog: Catalog,
     /// The event streams of this instance's waiting rooms.
     pub hub: QueueHub,
+    /// Token status reads, merged per concert into one script call.
+    pub status: StatusReader,
     pub metrics: PrometheusHandle,
     /// Per-client rate limits of this instance.
     pub limits: rate::RateLimits,

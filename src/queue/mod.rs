@@ -9,12 +9,14 @@
 
 mod gate;
 pub mod hub;
+mod reader;
 mod token;
 
 use fred::interfaces::{KeysInterface, SetsInterface};
 use serde::{Deserialize, Serialize};
 
 pub use gate::{check_concert, GateCheckError, GateError};
+pub use reader::StatusReader;
 pub use token::QueueToken;
 
 use crate::config::QueueSettings;
@@ -139,7 +141,8 @@ pub async fn issue_token(
 }
 
 /// The current state of a token (a sighting: it keeps a waiter in line).
-/// With `user_id`, the token must be that user's.
+/// With `user_id`, the token must be that user's. One script call; the
+/// request path goes through [`StatusReader`], which merges concurrent reads.
 ///
 /// # Errors
 /// [`QueueError::TokenNotFound`], [`QueueError::Forbidden`], store failures.
@@ -149,17 +152,49 @@ pub async fn get_token(
     token: &QueueToken,
     user_id: Option<i64>,
 ) -> Result<TokenView, QueueError> {
-    let [max, ttl, idle] = limits(settings);
-    let user = user_id.map(|u| u.to_string()).unwrap_or_default();
+    let read = [(token.clone(), user_id)];
+    let mut views = get_tokens(redis, settings, token.concert_id(), &read).await?;
+    views.pop().expect("one answer a read")
+}
+
+/// The states of several tokens of one concert in one script call, each a
+/// sighting, in the order of `reads` (token, the user who must own it).
+///
+/// # Errors
+/// Store failures fail them all; a missing or foreign token fails its own.
+pub async fn get_tokens(
+    redis: &RedisStore,
+    settings: &QueueSettings,
+    concert_id: i64,
+    reads: &[(QueueToken, Option<i64>)],
+) -> Result<Vec<Result<TokenView, QueueError>>, StoreError> {
+    let mut args: Vec<fred::types::Value> = limits(settings).into();
+    args.reserve(reads.len() * 2);
+    for (token, user_id) in reads {
+        args.push(token.as_str().into());
+        args.push(user_id.map(|u| u.to_string()).unwrap_or_default().into());
+    }
     let reply = redis
-        .eval(
-            &redis.scripts().get_token,
-            redis.keys().concert(token.concert_id()),
-            vec![token.as_str().into(), user.into(), max, ttl, idle],
-        )
+        .eval(&redis.scripts().get_tokens, redis.keys().concert(concert_id), args)
         .await?;
-    refusal(&reply)?;
-    Ok(view_from(&reply, 1)?)
+    if reply.len() != reads.len() * 4 {
+        return Err(StoreError::Reply(format!(
+            "{} slots for {} reads",
+            reply.len(),
+            reads.len()
+        )));
+    }
+    (0..reads.len())
+        .map(|i| {
+            let at = i * 4;
+            Ok(match Refusal::parse(reply.str(at)?) {
+                None => Ok(view_from(&reply, at + 1)?),
+                Some(Refusal::TokenNotFound) => Err(QueueError::TokenNotFound),
+                Some(Refusal::Forbidden) => Err(QueueError::Forbidden),
+                Some(other) => return Err(StoreError::Reply(format!("token read refused: {other:?}"))),
+            })
+        })
+        .collect()
 }
 
 /// Leaves the queue: the token is EXPIRED and its slot goes to the next

@@ -39,7 +39,7 @@ pub async fn get_queue_token(
 ) -> Result<Response<Body>, ApiError> {
     state.limits.poll(param).map_err(ApiError::RateLimited)?;
     let user = auth::optional_user(state, req.headers()).await?;
-    let view = queue::get_token(&state.redis, &state.settings.queue, &token(param)?, user).await?;
+    let view = state.status.get(token(param)?, user).await?;
     Ok(body::json(StatusCode::OK, &view))
 }
 
@@ -59,6 +59,6 @@ pub async fn stream_queue_events(
     state.limits.poll(param).map_err(ApiError::RateLimited)?;
     let user = auth::optional_user(state, req.headers()).await?;
     let token = token(param)?;
-    let first = queue::get_token(&state.redis, &state.settings.queue, &token, user).await?;
+    let first = state.status.get(token.clone(), user).await?;
     Ok(state.hub.stream(token, first, state.shutdown.clone()))
 }

@@ -57,7 +57,7 @@ scripts! {
     credit_refund: wallet "credit_refund.lua",
     create_concert: concert "create_concert.lua",
     issue_token: concert "issue_token.lua",
-    get_token: concert "get_token.lua",
+    get_tokens: concert "get_tokens.lua",
     poll_tokens: concert "poll_tokens.lua",
     leave_queue: concert "leave_queue.lua",
     list_schedules: concert "list_schedules.lua",

@@ -8,6 +8,7 @@ mod expiry;
 mod gate;
 mod issue;
 mod leave;
+mod reads;
 mod status;
 
 use fred::interfaces::{KeysInterface, SortedSetsInterface};

@@ -1,0 +1,29 @@
+-- get_tokens: KEYS[1] concert base; ARGV[1] active max, ARGV[2] active ttl
+-- ms, ARGV[3] idle timeout ms, then pairs ARGV[4..]: token, user id or ""
+-- (with an id, the token must be that user's).
+-- Returns four slots a pair, in order: {"OK", token JSON, position, eta} |
+-- {"TOKEN_NOT_FOUND", "", 0, 0} | {"FORBIDDEN", "", 0, 0}. A waiting token
+-- read counts as a sighting. One call serves every status read that reached
+-- an instance while its previous call ran, so admission runs once for all.
+-- O(k log n) for k tokens.
+local max, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+admit(now, max, ttl, idle)
+local out = {}
+local function answer(code, json, position, wait)
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = code, json, position, wait
+end
+for i = 4, #ARGV - 1, 2 do
+  local tok, uid = ARGV[i], ARGV[i + 1]
+  local t = jget(tok_key(tok))
+  if not t then
+    answer('TOKEN_NOT_FOUND', '', 0, 0)
+  elseif uid ~= '' and int(t.user_id) ~= uid then
+    answer('FORBIDDEN', '', 0, 0)
+  else
+    local view = token_view(tok, t, now, max, ttl)
+    answer('OK', view[1], view[2], view[3])
+  end
+end
+return out
