@@ -75,6 +75,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     }
     let hub = queue::hub::QueueHub::new(redis.clone(), settings.queue.clone());
     let status = queue::StatusReader::new(redis.clone(), settings.queue.clone());
+    let holds = booking::Holds::new(redis.clone());
     Ok(AppState {
         settings: Arc::new(settings),
         redis,
@@ -83,6 +84,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         catalog: booking::Catalog::new(),
         hub,
         status,
+        holds,
         metrics: telemetry::metrics_handle(),
         limits: http::rate::RateLimits::new(),
         shutdown: CancellationToken::new(),

@@ -129,7 +129,14 @@ local function token_view(tok, t, now, max, ttl)
 end
 
 -- nil when the token lets its user book, else the gate's error code.
+-- `uid` is the user id as text.
 local function gate(tok, uid, now)
+  -- An ACTIVE token is in q:act until its end, and is its user's live
+  -- token: two lookups, no JSON. Anything else takes the full check.
+  local until_ms = redis.call('ZSCORE', B .. 'q:act', tok)
+  if until_ms and tonumber(until_ms) > now and redis.call('HGET', B .. 'q:user', uid) == tok then
+    return nil
+  end
   local t = jget(tok_key(tok))
   if not t or t.status == 'EXPIRED' then return 'QUEUE_TOKEN_INVALID' end
   if int(t.user_id) ~= uid then return 'FORBIDDEN' end
@@ -182,6 +189,13 @@ local function release_due(now, limit)
     end
   end
   return #due
+end
+
+-- Whether a reservation still holding seats may have lapsed: a hold is in
+-- hx until its expiry; a reservation being paid is not in hx at all.
+local function may_have_lapsed(rid, now)
+  local due = redis.call('ZSCORE', B .. 'hx', rid)
+  return not due or tonumber(due) <= now
 end
 
 -- A reservation with its lazy expiry applied.

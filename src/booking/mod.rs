@@ -5,13 +5,15 @@
 //! purchase limit, then all seats held together and the event appended.
 
 pub mod catalog;
+mod holds;
 mod reservation;
 mod seat;
 
 pub use catalog::{Catalog, Concert, NewConcert, Schedule};
+pub use holds::Holds;
 pub use reservation::{
-    cancel_reservation, find_reservation, hold_seats, list_user_reservations, recover_refund, reservation_concerts,
-    user_concerts, ReservationState, ReservationView,
+    cancel_reservation, find_reservation, hold_seats, list_user_reservations, place_holds, recover_refund,
+    reservation_concerts, user_concerts, NewHold, ReservationState, ReservationView,
 };
 pub use seat::{available_schedules, render_seat_map, seat_map, SeatFilter, SeatSelection};
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{BookingError, Schedule, SeatSelection};
 use crate::config::BookingSettings;
 use crate::queue::QueueToken;
-use crate::store::redis::{RedisStore, Reply, Status};
+use crate::store::redis::{RedisStore, Refusal, Reply, Status};
 use crate::store::StoreError;
 use crate::time::Millis;
 
@@ -93,12 +93,51 @@ impl ReservationState {
     }
 }
 
+/// A hold to place: seats of one schedule for the token's user.
+#[derive(Debug, Clone)]
+pub struct NewHold {
+    /// The new reservation's id.
+    pub id: String,
+    pub token: QueueToken,
+    pub user_id: i64,
+    pub concert_id: i64,
+    pub schedule_id: i64,
+    pub seats: SeatSelection,
+    pub ttl_ms: i64,
+    /// The `Idempotency-Key`, or empty.
+    pub idempotency_key: String,
+}
+
+impl NewHold {
+    /// A hold with a new id.
+    pub fn new(
+        settings: &BookingSettings,
+        token: QueueToken,
+        user_id: i64,
+        schedule: &Schedule,
+        seats: SeatSelection,
+        idempotency_key: &str,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7().to_string(),
+            token,
+            user_id,
+            concert_id: schedule.concert_id,
+            schedule_id: schedule.id,
+            seats,
+            ttl_ms: settings.hold_ttl().as_millis() as i64,
+            idempotency_key: idempotency_key.to_owned(),
+        }
+    }
+}
+
 /// Holds seats for the token's user, all or none, once per idempotency key.
-/// Returns the reservation JSON (the first answer, on a retry).
+/// Returns the reservation JSON (the first answer, on a retry). One script
+/// call; the request path goes through [`super::Holds`], which merges
+/// concurrent holds.
 ///
 /// # Errors
 /// Gate errors and every refusal of `hold_seats.lua`, store failures.
-#[tracing::instrument(skip_all, fields(schedule_id = schedule.id, user_id))]
 pub async fn hold_seats(
     redis: &RedisStore,
     settings: &BookingSettings,
@@ -108,35 +147,70 @@ pub async fn hold_seats(
     seats: &SeatSelection,
     idempotency_key: &str,
 ) -> Result<Vec<u8>, BookingError> {
-    let id = Uuid::now_v7().to_string();
-    let mut args = Vec::with_capacity(7 + seats.seats().len());
-    args.extend([
-        token.as_str().into(),
-        user_id.into(),
-        schedule.concert_id.into(),
-        schedule.id.into(),
-        id.into(),
-        (settings.hold_ttl().as_millis() as i64).into(),
-        idempotency_key.into(),
-    ]);
-    args.extend(seats.seats().iter().map(|n| (*n).into()));
+    let hold = NewHold::new(
+        settings,
+        token.clone(),
+        user_id,
+        schedule,
+        seats.clone(),
+        idempotency_key,
+    );
+    let mut held = place_holds(redis, schedule.concert_id, &[hold]).await?;
+    held.pop().expect("one answer a hold")
+}
+
+/// Places holds of one concert in one script call, in order, each all or
+/// nothing exactly as alone.
+///
+/// # Errors
+/// Store failures fail them all; a refusal fails its own hold.
+pub async fn place_holds(
+    redis: &RedisStore,
+    concert_id: i64,
+    holds: &[NewHold],
+) -> Result<Vec<Result<Vec<u8>, BookingError>>, StoreError> {
+    let mut args: Vec<fred::types::Value> = Vec::with_capacity(holds.len() * 12);
+    for hold in holds {
+        let seats = hold.seats.seats();
+        args.extend([
+            hold.token.as_str().into(),
+            hold.user_id.into(),
+            hold.concert_id.into(),
+            hold.schedule_id.into(),
+            hold.id.as_str().into(),
+            hold.ttl_ms.into(),
+            hold.idempotency_key.as_str().into(),
+            (seats.len() as i64).into(),
+        ]);
+        args.extend(seats.iter().map(|n| (*n).into()));
+    }
     let reply = redis
-        .eval(
-            &redis.scripts().hold_seats,
-            redis.keys().concert(schedule.concert_id),
-            args,
-        )
+        .eval(&redis.scripts().hold_seats, redis.keys().concert(concert_id), args)
         .await?;
-    match reply.status()? {
-        Status::Done(code) => {
+    if reply.len() != holds.len() * 2 {
+        return Err(StoreError::Reply(format!(
+            "{} slots for {} holds",
+            reply.len(),
+            holds.len()
+        )));
+    }
+    (0..holds.len()).map(|i| hold_outcome(&reply, i * 2)).collect()
+}
+
+fn hold_outcome(reply: &Reply, at: usize) -> Result<Result<Vec<u8>, BookingError>, StoreError> {
+    let code = reply.str(at)?;
+    match Refusal::parse(code) {
+        None => {
             if code == "OK" {
                 metrics::counter!("holds_placed_total").increment(1);
             }
-            Ok(view_json(reply.bytes(1)?)?)
+            Ok(Ok(view_json(reply.bytes(at + 1)?)?))
         }
-        Status::Refused(r, d) => {
+        Some(refusal) => {
             metrics::counter!("holds_refused_total").increment(1);
-            Err(BookingError::from_refusal(r, d))
+            let detail = reply.str(at + 1)?;
+            let detail = (!detail.is_empty()).then_some(detail);
+            Ok(Err(BookingError::from_refusal(refusal, detail)))
         }
     }
 }

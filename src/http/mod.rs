@@ -29,6 +29,7 @@ pub use error::ApiError;
 pub use router::{Route, ROUTES};
 
 use crate::booking::Catalog;
+use crate::booking::Holds;
 use crate::config::Settings;
 use crate::queue::hub::QueueHub;
 use crate::queue::StatusReader;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub hub: QueueHub,
     /// Token status reads, merged per concert into one script call.
     pub status: StatusReader,
+    /// Seat holds, merged per concert into one script call.
+    pub holds: Holds,
     pub metrics: PrometheusHandle,
     /// Per-client rate limits of this instance.
     pub limits: rate::RateLimits,

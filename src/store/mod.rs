@@ -16,3 +16,13 @@ pub enum StoreError {
     #[error("unexpected reply from a store: {0}")]
     Reply(String),
 }
+
+impl StoreError {
+    /// The same failure again, for each of several callers it failed.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Redis(e) => Self::Redis(e.clone()),
+            other => Self::Reply(other.to_string()),
+        }
+    }
+}

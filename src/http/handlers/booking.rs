@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{limit, parse_id, parse_uuid, query};
 use std::sync::Arc;
 
-use crate::booking::{self, BookingError, Concert, ReservationView, Schedule, SeatFilter, SeatSelection};
+use crate::booking::{self, BookingError, Concert, NewHold, ReservationView, Schedule, SeatFilter, SeatSelection};
 use crate::http::body::{self, read_json, Body};
 use crate::http::{auth, ApiError, AppState};
 use crate::queue::{self, QueueToken};
@@ -130,16 +130,8 @@ pub async fn create_reservation(state: &AppState, req: Request<Incoming>) -> Res
     let (concert, schedule) = schedule_of(state, schedule_id).await?;
     queue::check_concert(&state.redis, &token, concert.id).await?;
     let seats = SeatSelection::parse(seat_numbers, &schedule)?;
-    let held = booking::hold_seats(
-        &state.redis,
-        &state.settings.booking,
-        &token,
-        user,
-        &schedule,
-        &seats,
-        &key,
-    )
-    .await?;
+    let hold = NewHold::new(&state.settings.booking, token, user, &schedule, seats, &key);
+    let held = state.holds.place(hold).await?;
     Ok(body::raw_json(StatusCode::CREATED, held))
 }
 

@@ -19,6 +19,7 @@
 //! Postgres.
 
 pub mod keys;
+pub mod lane;
 pub mod scripts;
 
 use std::sync::Arc;

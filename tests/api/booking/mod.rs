@@ -6,6 +6,7 @@ mod availability;
 mod catalog;
 mod expiry;
 mod hold;
+mod merged;
 mod race;
 mod reservation;
 
