@@ -26,7 +26,12 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use mimalloc::MiMalloc;
 use tokio::net::TcpListener;
+
+/// The server's allocator, so the two differ only in what the server does.
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
 
 /// The trivial script: one key, one tiny reply. `loadtest/run.sh` runs the
 /// same text under `redis-benchmark` for the Redis-only ceiling.

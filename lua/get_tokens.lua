@@ -16,14 +16,15 @@ local function answer(code, json, position, wait)
 end
 for i = 4, #ARGV - 1, 2 do
   local tok, uid = ARGV[i], ARGV[i + 1]
-  local t = jget(tok_key(tok))
+  local json = redis.call('GET', tok_key(tok))
+  local t = json and cjson.decode(json)
   if not t then
     answer('TOKEN_NOT_FOUND', '', 0, 0)
   elseif uid ~= '' and int(t.user_id) ~= uid then
     answer('FORBIDDEN', '', 0, 0)
   else
-    local view = token_view(tok, t, now, max, ttl)
-    answer('OK', view[1], view[2], view[3])
+    local position, wait = waiting_place(tok, t, now, max, ttl)
+    answer('OK', json, position, wait) -- the stored JSON, not encoded again
   end
 end
 return out

@@ -3,6 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use mimalloc::MiMalloc;
+
+/// A request allocates and frees a few dozen small buffers; mimalloc's
+/// per-thread free lists cost a fraction of glibc malloc's (about a tenth of
+/// the server's CPU under load went to malloc and free).
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
 
 fn main() -> ExitCode {
     ticketrush::telemetry::init_logging();

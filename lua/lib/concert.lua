@@ -117,14 +117,18 @@ local function eta(position, rate, max, ttl)
   return math.ceil(position / max) * math.ceil(ttl / 1000)
 end
 
+-- Position and eta of a token (0, 0 unless waiting); a waiting token is
+-- also marked seen.
+local function waiting_place(tok, t, now, max, ttl)
+  if t.status ~= 'WAITING' then return 0, 0 end
+  redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
+  local position = redis.call('ZRANK', B .. 'q:wait', tok) + 1
+  return position, eta(position, admission_rate(now), max, ttl)
+end
+
 -- {token JSON, position, eta}; a waiting token is also marked seen.
 local function token_view(tok, t, now, max, ttl)
-  local position, wait = 0, 0
-  if t.status == 'WAITING' then
-    redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
-    position = redis.call('ZRANK', B .. 'q:wait', tok) + 1
-    wait = eta(position, admission_rate(now), max, ttl)
-  end
+  local position, wait = waiting_place(tok, t, now, max, ttl)
   return { cjson.encode(t), position, wait }
 end
 
