@@ -6,7 +6,8 @@
 // for random users as fast as they can for DURATION_SECONDS. Most seats are
 // held at any moment, so most attempts are 409 SEAT_UNAVAILABLE; holds lapse
 // after the server's HOLD_TTL_SECONDS (loadtest/run.sh sets 2 s), which puts
-// their seats back on sale, so the mix stays steady.
+// their seats back on sale, so the mix stays steady. With RATE set, holds
+// start at that steady rate instead (an open model, for latency).
 //
 // With FIXTURE_OUT set, the users are also written there for the same
 // requests under wrk (loadtest/wrk/hold.lua): a first line
@@ -46,15 +47,27 @@ const taken = new Counter('conflicts_seat');
 const limited = new Counter('conflicts_limit');
 const unexpected = new Counter('unexpected');
 
-export const options = {
-  scenarios: {
-    hold: {
-      executor: 'constant-vus',
-      vus: VUS,
+// RATE > 0: an open model instead, RATE holds a second started on schedule
+// by at most VUS VUs (so at most VUS connections), whether or not earlier
+// ones have finished. Latency then is the server's, not the wait for a free
+// connection that a saturated closed loop adds (64 connections / 10,000
+// requests a second is 6.4 ms of queueing by Little's law alone).
+const RATE = envInt('RATE', 0, 0, 100000);
+
+const scenario = RATE > 0
+  ? {
+      executor: 'constant-arrival-rate',
+      rate: RATE,
+      timeUnit: '1s',
+      preAllocatedVUs: VUS,
+      maxVUs: VUS,
       duration: `${DURATION_SECONDS}s`,
       gracefulStop: '5s',
-    },
-  },
+    }
+  : { executor: 'constant-vus', vus: VUS, duration: `${DURATION_SECONDS}s`, gracefulStop: '5s' };
+
+export const options = {
+  scenarios: { hold: scenario },
   thresholds: {
     ...endpointThresholds(['hold'], P95_MS, P99_MS),
     http_req_failed: ['rate<0.01'],
@@ -117,6 +130,7 @@ export function handleSummary(data) {
     seats: SEATS,
     seats_per_hold: SEATS_PER_HOLD,
     vus: VUS,
+    rate: RATE,
     holds_ok: count(data, 'holds_ok'),
     conflicts_seat: count(data, 'conflicts_seat'),
     conflicts_limit: count(data, 'conflicts_limit'),

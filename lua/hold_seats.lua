@@ -10,6 +10,17 @@
 -- O(seats + the user's lapsed holds) a hold.
 local now = now_ms()
 
+-- Schedules read by this call (a call's holds are mostly for one date).
+local schedules = {}
+local function schedule(sid)
+  local s = schedules[sid]
+  if not s then
+    s = redis.call('HMGET', B .. 's:' .. sid, 'starts_at', 'opens_at', 'seat_count', 'price', 'limit')
+    schedules[sid] = s
+  end
+  return s
+end
+
 local function hold(tok, uid, cid, sid, rid, ttl, ikey, seats)
   local idem = B .. 'idem:' .. uid .. ':hold:' .. ikey
   if ikey ~= '' then
@@ -18,7 +29,7 @@ local function hold(tok, uid, cid, sid, rid, ttl, ikey, seats)
   end
   local denied = gate(tok, uid, now)
   if denied then return denied end
-  local s = redis.call('HMGET', B .. 's:' .. sid, 'starts_at', 'opens_at', 'seat_count', 'price', 'limit')
+  local s = schedule(sid)
   if not s[1] then return 'SCHEDULE_NOT_FOUND' end
   local starts, opens, count, price, limit =
     tonumber(s[1]), tonumber(s[2]), tonumber(s[3]), tonumber(s[4]), tonumber(s[5])
