@@ -8,12 +8,14 @@
 #   loadtest/run.sh hold     holds and conflicts on a hot date, with ceilings
 #   loadtest/run.sh all      queue, hold, then rush
 #   loadtest/run.sh smoke    a 200-user rush on the debug build (~20 s, for CI)
+#   loadtest/run.sh streams  10,000 open queue event streams: server memory
 #
 # Several scenarios may be given (`run.sh queue hold`). For each one it
 # brings up Redis and Postgres (scripts/services.sh start), starts the server
 # built in release mode with its own KEY_PREFIX and its own fresh Postgres
 # database (migrated), waits for /healthz, runs the scenario with k6 (and
-# with wrk and redis-benchmark for the ceilings), reads the write-behind lag
+# with wrk and redis-benchmark for the ceilings; `streams` holds its event
+# streams open with examples/sse_streams.rs), reads the write-behind lag
 # and backlog from /metrics, waits for the backlog to drain, and stops the
 # server. Everything listens on and sends to 127.0.0.1 only; every step is
 # bounded in time.
@@ -28,6 +30,7 @@
 #   RUSH_USERS RUSH_VUS RUSH_DATES RUSH_SEATS RUSH_ACTIVE_MAX ...
 #   QUEUE_USERS QUEUE_VUS QUEUE_SECONDS QUEUE_ACTIVE_MAX_LT
 #   HOLD_USERS HOLD_VUS HOLD_SECONDS HOLD_SEATS HOLD_TTL
+#   STREAMS_USERS STREAMS_SECONDS STREAMS_ACTIVE_MAX STREAMS_ACTIVE_TTL ...
 #   CEILINGS=1 WRK=1 WRK_THREADS=1 WRK_CONNECTIONS=64 WRK_SECONDS=15
 #   KEEP_DATA=0 (1 keeps the Redis keys and the database of the run)
 set -euo pipefail
@@ -41,7 +44,7 @@ die() {
   printf 'loadtest: %s\n' "$*" >&2
   exit 1
 }
-usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # --- settings ----------------------------------------------------------------
 
@@ -147,12 +150,38 @@ build() {
     fi
     CEILING_BIN=$TARGET_DIR/$profile/examples/ceiling
   fi
+  if needs_streams && [[ -n ${STREAMS_BIN:-} ]]; then
+    [[ -x $STREAMS_BIN ]] || die "no sse_streams binary at $STREAMS_BIN"
+  elif needs_streams; then
+    step "cargo build ($profile) --example sse_streams"
+    if [[ $profile == release ]]; then
+      cargo build --release --example sse_streams
+    else
+      cargo build --example sse_streams
+    fi
+    STREAMS_BIN=$TARGET_DIR/$profile/examples/sse_streams
+  fi
   BUILD_PROFILE=$profile
   [[ -z ${TICKETRUSH_BIN:-} ]] || BUILD_PROFILE="$profile (TICKETRUSH_BIN=$TICKETRUSH_BIN)"
 }
 
 needs_ceiling() {
   [[ $CEILINGS == 1 ]] && [[ " ${SCENARIOS[*]} " == *" hold "* ]]
+}
+
+needs_streams() { [[ " ${SCENARIOS[*]} " == *" streams "* ]]; }
+
+# Raises this shell's soft limit of open files to at least $1 (the server
+# and the stream client inherit it); fails when the hard limit is lower.
+raise_nofile() {
+  local need=$1 soft hard
+  soft=$(ulimit -Sn)
+  hard=$(ulimit -Hn)
+  [[ $soft == unlimited ]] || ((soft >= need)) && return 0
+  [[ $hard == unlimited ]] || ((hard >= need)) ||
+    die "$need open files needed, the hard limit is $hard (ulimit -Hn): lower STREAMS_USERS"
+  ulimit -Sn "$need"
+  say "open files: soft limit raised from $soft to $need (hard $hard)"
 }
 
 # --- addresses ---------------------------------------------------------------
@@ -573,6 +602,32 @@ scenario_rush() {
   stop_server
 }
 
+# streams: STREAMS_USERS tokens of one concert, nearly all WAITING (a few
+# ACTIVE at once, each for STREAMS_ACTIVE_TTL seconds, so the line moves and
+# the streams get position updates), one event stream per token held open
+# for STREAMS_SECONDS; the server's memory, CPU and open-streams gauge
+# before, with all open and after.
+scenario_streams() {
+  local users=${STREAMS_USERS:-10000} secs=${STREAMS_SECONDS:-30} active=${STREAMS_ACTIVE_MAX:-10}
+  local ttl=${STREAMS_ACTIVE_TTL:-10} conc=${STREAMS_OPEN_CONCURRENCY:-200} dir=$WORK_DIR
+  local fixture=$WORK_DIR/streams-tokens.txt
+  raise_nofile $((users + 1024))
+  start_server streams QUEUE_ACTIVE_MAX="$active" QUEUE_ACTIVE_TTL_SECONDS="$ttl" QUEUE_IDLE_TIMEOUT_SECONDS=3600
+  step "streams: k6 loadtest/streams.js ($users users join one concert, $active ACTIVE at once)"
+  run_step streams setup k6 k6 "$dir/streams-setup.json" "" "$SERVER_PID" "" -- \
+    k6_run streams setup loadtest/streams.js "$dir/streams-setup.json" 900 \
+    USERS="$users" FIXTURE_OUT="$fixture"
+  [[ -s $fixture ]] || die "streams: the setup wrote no tokens"
+  step "streams: examples/sse_streams.rs ($(wc -l <"$fixture") streams, $conc opening at once, held $secs s)"
+  run_step streams streams sse_streams k6 "$dir/streams.json" "" "$SERVER_PID" "" -- \
+    env BASE_URL="$BASE_URL" TOKENS_FILE="$fixture" STREAMS_SECONDS="$secs" OPEN_CONCURRENCY="$conc" \
+    SERVER_PID="$SERVER_PID" REDIS_PID="$REDIS_PID" CLK_TCK="$CLK_TCK" SUMMARY_JSON="$dir/streams.json" \
+    TARGET_RSS_MIB="${STREAMS_TARGET_MIB:-100}" \
+    timeout -k 10 $((secs + 300)) "$STREAMS_BIN"
+  writebehind_after_load streams
+  stop_server
+}
+
 # --- main --------------------------------------------------------------------
 
 main() {
@@ -584,7 +639,7 @@ main() {
   local s
   for s in "$@"; do
     case $s in
-      rush | queue | hold | smoke) SCENARIOS+=("$s") ;;
+      rush | queue | hold | smoke | streams) SCENARIOS+=("$s") ;;
       all) SCENARIOS+=(queue hold rush) ;;
       -h | --help | help)
         usage
@@ -629,6 +684,7 @@ main() {
       queue) scenario_queue ;;
       hold) scenario_hold ;;
       rush | smoke) scenario_rush "$s" ;;
+      streams) scenario_streams ;;
     esac
   done
 
@@ -639,6 +695,7 @@ main() {
   ).json
   local rc=0
   python3 loadtest/lib/report.py "$MANIFEST" "$out" || rc=$?
+  if needs_streams && [[ -s $out ]]; then python3 loadtest/lib/streams.py "$out" || true; fi
   say "results: ${out#"$ROOT"/} (work files: ${WORK_DIR#"$ROOT"/})"
   ((rc == 0 && FAILED == 0)) || exit 1
 }
