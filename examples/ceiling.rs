@@ -22,10 +22,10 @@ use fred::types::scripts::Script;
 use fred::types::Value;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use mimalloc::MiMalloc;
 use tokio::net::TcpListener;
 
@@ -63,9 +63,8 @@ async fn main() -> anyhow::Result<()> {
 
     let listener = TcpListener::bind(bind).await?;
     println!("ceiling listening on http://{bind}");
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .keep_alive(true);
@@ -77,9 +76,9 @@ async fn main() -> anyhow::Result<()> {
                 let state = Arc::clone(&state);
                 let service = service_fn(move |req| {
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    Box::pin(async move { Ok::<_, Infallible>(handle(&state, req).await) })
                 });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
                 tokio::spawn(connection);
             }
             _ = tokio::signal::ctrl_c() => break,

@@ -29,7 +29,7 @@
 #                            CEILING_BIN (paths) skip the builds
 #   RUSH_USERS RUSH_VUS RUSH_DATES RUSH_SEATS RUSH_ACTIVE_MAX ...
 #   QUEUE_USERS QUEUE_VUS QUEUE_SECONDS QUEUE_ACTIVE_MAX_LT
-#   HOLD_USERS HOLD_VUS HOLD_SECONDS HOLD_SEATS HOLD_TTL
+#   HOLD_USERS HOLD_VUS HOLD_SECONDS HOLD_SEATS HOLD_TTL HOLD_RATE
 #   STREAMS_USERS STREAMS_SECONDS STREAMS_ACTIVE_MAX STREAMS_ACTIVE_TTL ...
 #   CEILINGS=1 WRK=1 WRK_THREADS=1 WRK_CONNECTIONS=64 WRK_SECONDS=15
 #   KEEP_DATA=0 (1 keeps the Redis keys and the database of the run)
@@ -513,16 +513,16 @@ scenario_queue() {
   fi
   if [[ $CEILINGS == 1 ]] && command -v redis-benchmark >/dev/null && [[ -s $fixture ]]; then
     local trivial get_token token cid
-    step "queue: redis-benchmark EVALSHA (trivial script, get_token.lua)"
+    step "queue: redis-benchmark EVALSHA (trivial script, get_tokens.lua, one token)"
     trivial=$(rcli SCRIPT LOAD 'return KEYS[1]')
-    get_token=$(load_script lua/lib/common.lua lua/lib/concert.lua lua/get_token.lua)
+    get_token=$(load_script lua/lib/common.lua lua/lib/concert.lua lua/get_tokens.lua)
     token=$(tail -n 1 "$fixture")
     cid=${token%%.*}
     run_step queue evalsha_trivial redis-benchmark redis "$dir/rb-trivial.csv" evalsha_trivial "" \
       ",\"requests\":$REDIS_BENCH_REQUESTS" -- redis_bench "$dir/rb-trivial.csv" EVALSHA "$trivial" 1 "$CUR_PREFIX:{c:$cid}:"
     run_step queue evalsha_get_token redis-benchmark redis "$dir/rb-get-token.csv" evalsha_get_token "" \
       ",\"requests\":$REDIS_BENCH_REQUESTS" -- redis_bench "$dir/rb-get-token.csv" \
-      EVALSHA "$get_token" 1 "$CUR_PREFIX:{c:$cid}:" "$token" "" "${QUEUE_ACTIVE_MAX_LT:-100}" 600000 3600000
+      EVALSHA "$get_token" 1 "$CUR_PREFIX:{c:$cid}:" "${QUEUE_ACTIVE_MAX_LT:-100}" 600000 3600000 "$token" ""
   fi
   writebehind_after_load queue
   stop_server
@@ -538,6 +538,15 @@ scenario_hold() {
   run_step hold hold k6 k6 "$dir/hold.json" hold "$SERVER_PID" "" -- \
     k6_run hold hold loadtest/hold.js "$dir/hold.json" $((secs + 300)) \
     USERS="$users" VUS="$vus" DURATION_SECONDS="$secs" SEATS="$seats" FIXTURE_OUT="$fixture"
+  local rate=${HOLD_RATE:-1000}
+  if ((rate > 0)); then
+    # Latency: holds started at a steady rate by at most $vus VUs, so the
+    # figures are the server's and not the queueing of a saturated loop.
+    step "hold: k6 at a steady $rate holds/s (open model, at most $vus connections, $secs s)"
+    run_step hold hold_steady k6 k6 "$dir/hold-steady.json" hold "$SERVER_PID" "" -- \
+      k6_run hold hold_steady loadtest/hold.js "$dir/hold-steady.json" $((secs + 300)) \
+      USERS="$users" VUS="$vus" DURATION_SECONDS="$secs" SEATS="$seats" RATE="$rate"
+  fi
   if [[ $CEILINGS == 1 ]]; then
     start_ceiling
     step "hold: ceiling, the hold request to examples/ceiling.rs under k6 ($vus VUs, $secs s)"
@@ -572,7 +581,7 @@ scenario_hold() {
     run_step hold evalsha_hold redis-benchmark redis "$dir/rb-hold.csv" evalsha_hold "" \
       ",\"requests\":$REDIS_BENCH_REQUESTS" -- redis_bench "$dir/rb-hold.csv" \
       EVALSHA "$hold_sha" 1 "$CUR_PREFIX:{c:$cid}:" "$token" "$uid" "$cid" "$sid" \
-      "00000000-0000-7000-8000-__rand_int__" $((ttl * 1000)) "" "$seats"
+      "00000000-0000-7000-8000-__rand_int__" $((ttl * 1000)) "" 1 "$seats"
   fi
   writebehind_after_load hold
   stop_server

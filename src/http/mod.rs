@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Pool;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -95,9 +95,11 @@ pub struct AppState {
 /// None in practice: accept errors are logged and the loop goes on.
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: every client of the API speaks it, and the protocol
+    // sniffing of hyper-util's `auto` builder doubles each connection's read
+    // buffer, which ten thousand open event streams feel.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
@@ -116,11 +118,14 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
+                // Boxed: hyper keeps a connection's service future in place
+                // for the life of the connection, and the handlers' futures
+                // take kilobytes; a box holds them only while they run.
                 let service = service_fn(move |req| {
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    Box::pin(async move { Ok::<_, Infallible>(handle(&state, req).await) })
                 });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
