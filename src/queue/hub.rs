@@ -33,6 +33,10 @@ const TICK: Duration = Duration::from_millis(500);
 /// Least time between two position updates of one stream.
 const POSITION_EVERY: Duration = Duration::from_secs(1);
 
+/// Least change of a waiter's estimated wait (seconds) worth an event of
+/// its own.
+const ESTIMATE_SLACK: i64 = 5;
+
 /// A comment line keeps idle connections (and proxies) from timing out.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -217,14 +221,23 @@ impl QueueHub {
                 continue;
             };
             let mut view = s.tx.borrow().clone();
-            let urgent = update.apply(&mut view);
-            let changed = view != *s.tx.borrow();
-            if changed && (urgent || now.duration_since(s.last_push) >= POSITION_EVERY) {
+            let urgent = update.apply(&mut view) && view != *s.tx.borrow();
+            let changed = worth_pushing(&s.tx.borrow(), &view);
+            if urgent || (changed && now.duration_since(s.last_push) >= POSITION_EVERY) {
                 s.last_push = now;
                 s.tx.send_replace(view);
             }
         }
     }
+}
+
+/// Whether a waiter's new view says something the client does not know: a
+/// new position, or an estimate off by at least [`ESTIMATE_SLACK`] (and a
+/// tenth). The estimate follows the admission rate, which moves a little
+/// every second; pushing each such move was nine events in ten.
+fn worth_pushing(pushed: &TokenView, now: &TokenView) -> bool {
+    let drift = (pushed.estimated_wait_seconds - now.estimated_wait_seconds).abs();
+    pushed.position != now.position || drift >= ESTIMATE_SLACK.max(pushed.estimated_wait_seconds / 10)
 }
 
 /// What one poll says of one token.
@@ -268,4 +281,40 @@ fn frame(view: &TokenView) -> Result<Frame<Bytes>, Infallible> {
     event.extend_from_slice(&json);
     event.extend_from_slice(b"\n\n");
     Ok(Frame::data(Bytes::from(event)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(position: i64, wait: i64) -> TokenView {
+        TokenView {
+            token: "1.aaaaaaaaaaaaaaaaaaaaaa".into(),
+            user_id: 1,
+            concert_id: 1,
+            status: "WAITING",
+            position,
+            estimated_wait_seconds: wait,
+            active_until: None,
+            issued_at: Millis(0),
+        }
+    }
+
+    #[test]
+    fn a_new_position_is_always_worth_an_event() {
+        assert!(worth_pushing(&waiting(10, 60), &waiting(9, 60)));
+    }
+
+    #[test]
+    fn a_small_drift_of_the_estimate_alone_is_not() {
+        assert!(!worth_pushing(&waiting(10, 60), &waiting(10, 56)));
+        assert!(!worth_pushing(&waiting(10, 600), &waiting(10, 545)));
+        assert!(!worth_pushing(&waiting(10, 60), &waiting(10, 60)));
+    }
+
+    #[test]
+    fn a_large_drift_of_the_estimate_is() {
+        assert!(worth_pushing(&waiting(10, 60), &waiting(10, 54)));
+        assert!(worth_pushing(&waiting(10, 600), &waiting(10, 660)));
+    }
 }
