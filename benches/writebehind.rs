@@ -8,6 +8,11 @@
 //! uses its own key prefix and database and removes both at the end. Run
 //! with `cargo bench --bench writebehind`; `WB_BENCH_EVENTS` sets the batch
 //! (default 20,000 events per iteration).
+//!
+//! On a shared machine the load changes between criterion's two groups, so
+//! the run ends with paired rounds (`WB_BENCH_PAIRS`, default 10): each
+//! drains a batch and then inserts as many bare rows, and the median of the
+//! rounds' ratios is printed.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -142,6 +147,34 @@ async fn bare_insert(f: &Fixture, n: usize, round: i64) -> Duration {
     started.elapsed()
 }
 
+/// Worker drains and bare inserts back to back; prints the median ratio.
+async fn paired_rounds(f: &mut Fixture, n: usize, mut round: i64) {
+    let pairs = match measuring() {
+        true => std::env::var("WB_BENCH_PAIRS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10),
+        false => 1,
+    };
+    let mut ratios = Vec::new();
+    for _ in 0..pairs {
+        fill(f, n).await;
+        let started = Instant::now();
+        assert_eq!(drain(f).await, n);
+        let worker = started.elapsed();
+        round += 1;
+        ratios.push(bare_insert(f, n, round).await.as_secs_f64() / worker.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    println!(
+        "writebehind paired: worker / bare insert, median of {pairs} rounds {:.0} % (from {:.0} % to {:.0} %)",
+        median * 100.0,
+        ratios[0] * 100.0,
+        ratios[ratios.len() - 1] * 100.0
+    );
+}
+
 fn writebehind(c: &mut Criterion) {
     let runtime = Runtime::new().expect("runtime");
     let mut f = runtime.block_on(fixture());
@@ -178,6 +211,7 @@ fn writebehind(c: &mut Criterion) {
         });
     });
     group.finish();
+    runtime.block_on(paired_rounds(&mut f, n, round));
     runtime.block_on(async {
         reconcile::delete_all(&f.redis).await.expect("cleanup redis");
         f.redis.quit().await;

@@ -9,12 +9,14 @@
 //! the ledger's highest version.
 
 use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{Pool, Transaction};
 use serde::Deserialize;
+use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use super::Entry;
+use super::{Entry, Kind};
 use crate::balance::LedgerEvent;
 use crate::booking::{Concert, ReservationState};
 use crate::payment::PaymentState;
@@ -58,13 +60,12 @@ fn keep_latest<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, ((i64, i64), V)>
 }
 
 fn decode<T: serde::de::DeserializeOwned>(entry: &Entry) -> anyhow::Result<T> {
-    let mut bytes = entry.data.clone();
-    simd_json::serde::from_slice(&mut bytes).map_err(|e| {
+    serde_json::from_slice(&entry.data).map_err(|e| {
         anyhow::anyhow!(
             "event {} of {} ({}) is malformed: {e}",
-            entry.id,
+            entry.id(),
             entry.stream,
-            entry.kind
+            entry.kind.as_str()
         )
     })
 }
@@ -72,15 +73,15 @@ fn decode<T: serde::de::DeserializeOwned>(entry: &Entry) -> anyhow::Result<T> {
 impl Batch {
     fn add(&mut self, entry: &Entry) -> anyhow::Result<()> {
         let at = entry.position();
-        match entry.kind.as_str() {
-            "user" => self.users.push(decode(entry)?),
-            "ledger" => self.ledger.push(decode(entry)?),
-            "concert" => self.concerts.push(decode(entry)?),
-            "token" => {
+        match &entry.kind {
+            Kind::User => self.users.push(decode(entry)?),
+            Kind::Ledger => self.ledger.push(decode(entry)?),
+            Kind::Concert => self.concerts.push(decode(entry)?),
+            Kind::Token => {
                 let t: TokenState = decode(entry)?;
                 keep_latest(&mut self.tokens, t.token.clone(), at, t);
             }
-            "reservation" => {
+            Kind::Reservation => {
                 let r: ReservationState = decode(entry)?;
                 let change = seat_change(&r);
                 for seat in &r.seats {
@@ -88,13 +89,13 @@ impl Batch {
                 }
                 keep_latest(&mut self.reservations, r.id.clone(), at, r);
             }
-            "payment" => {
+            Kind::Payment => {
                 let p: PaymentState = decode(entry)?;
                 if p.status != "PENDING" {
                     keep_latest(&mut self.payments, p.id.clone(), at, p);
                 }
             }
-            other => tracing::warn!(kind = other, id = %entry.id, "skipping an event of unknown kind"),
+            Kind::Other(other) => tracing::warn!(kind = %other, id = %entry.id(), "skipping an event of unknown kind"),
         }
         let cursor = self.cursors.entry(entry.stream.to_string()).or_insert((at, 0));
         cursor.0 = cursor.0.max(at);
@@ -133,17 +134,36 @@ pub async fn apply_batch(pool: &Pool, entries: &[Entry]) -> anyhow::Result<usize
     for entry in entries {
         batch.add(entry)?;
     }
+    match write_batch(pool, &batch, LedgerInsert::Plain).await {
+        Err(e) if is_unique_violation(&e) => {
+            tracing::debug!("ledger rows stored meanwhile; writing the batch again, skipping them");
+            write_batch(pool, &batch, LedgerInsert::Tolerant).await?;
+        }
+        written => written?,
+    }
+    Ok(entries.len())
+}
+
+async fn write_batch(pool: &Pool, batch: &Batch, ledger: LedgerInsert) -> anyhow::Result<()> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    upsert_users(&tx, &batch).await?;
+    insert_users(&tx, &batch.users).await?;
+    insert_ledger(&tx, &batch.ledger, ledger).await?;
+    update_balances(&tx, batch).await?;
     upsert_concerts(&tx, &batch.concerts).await?;
-    upsert_tokens(&tx, &batch).await?;
-    upsert_reservations(&tx, &batch).await?;
-    update_seats(&tx, &batch).await?;
-    upsert_payments(&tx, &batch).await?;
-    upsert_cursors(&tx, &batch).await?;
+    upsert_tokens(&tx, batch).await?;
+    upsert_reservations(&tx, batch).await?;
+    update_seats(&tx, batch).await?;
+    upsert_payments(&tx, batch).await?;
+    upsert_cursors(&tx, batch).await?;
     tx.commit().await?;
-    Ok(entries.len())
+    Ok(())
+}
+
+fn is_unique_violation(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.code())
+        .is_some_and(|code| *code == SqlState::UNIQUE_VIOLATION)
 }
 
 const MS: &str = "to_timestamp(%s::bigint / 1000.0)";
@@ -152,50 +172,82 @@ fn ts(column: &str) -> String {
     MS.replace("%s", column)
 }
 
-async fn upsert_users(tx: &Transaction<'_>, batch: &Batch) -> anyhow::Result<()> {
-    if !batch.users.is_empty() {
-        let ids: Vec<i64> = batch.users.iter().map(|u| u.id).collect();
-        let names: Vec<&str> = batch.users.iter().map(|u| u.name.as_str()).collect();
-        let hashes: Vec<&str> = batch.users.iter().map(|u| u.key_hash.as_str()).collect();
-        let created: Vec<i64> = batch.users.iter().map(|u| u.created_at).collect();
-        let sql = format!(
-            "insert into app_user (user_id, name, api_key_hash, created_at)
-             select u.id, u.name, u.hash, {} from unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[])
-               as u(id, name, hash, created)
-             on conflict (user_id) do nothing",
-            ts("u.created")
-        );
-        tx.execute(&tx.prepare_cached(&sql).await?, &[&ids, &names, &hashes, &created])
-            .await?;
+/// Epoch milliseconds as a `timestamptz` parameter (no conversion left to
+/// Postgres, row by row).
+fn at(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+async fn insert_users(tx: &Transaction<'_>, users: &[UserEvent]) -> anyhow::Result<()> {
+    if users.is_empty() {
+        return Ok(());
     }
-    if !batch.ledger.is_empty() {
-        let l = &batch.ledger;
-        let users: Vec<i64> = l.iter().map(|e| e.user_id).collect();
-        let versions: Vec<i64> = l.iter().map(|e| e.version).collect();
-        let kinds: Vec<&str> = l.iter().map(|e| e.kind.as_str()).collect();
-        let amounts: Vec<i64> = l.iter().map(|e| e.amount).collect();
-        let before: Vec<i64> = l.iter().map(|e| e.balance_before).collect();
-        let after: Vec<i64> = l.iter().map(|e| e.balance_after).collect();
-        let refs: Vec<Option<Uuid>> = l
-            .iter()
-            .map(|e| e.reference.as_deref().and_then(|r| Uuid::parse_str(r).ok()))
-            .collect();
-        let at: Vec<i64> = l.iter().map(|e| e.at).collect();
-        let sql = format!(
-            "insert into wallet_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at)
-             select u.user_id, u.version, u.kind, u.amount, u.before, u.after, u.ref, {}
-               from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::bigint[])
-               as u(user_id, version, kind, amount, before, after, ref, at)
-             on conflict (user_id, version) do nothing",
-            ts("u.at")
-        );
-        let stmt = tx.prepare_cached(&sql).await?;
-        tx.execute(
-            &stmt,
-            &[&users, &versions, &kinds, &amounts, &before, &after, &refs, &at],
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+    let hashes: Vec<&str> = users.iter().map(|u| u.key_hash.as_str()).collect();
+    let created: Vec<SystemTime> = users.iter().map(|u| at(u.created_at)).collect();
+    let stmt = tx
+        .prepare_cached(
+            "insert into app_user (user_id, name, api_key_hash, created_at)
+             select * from unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[])
+             on conflict (user_id) do nothing",
         )
         .await?;
+    tx.execute(&stmt, &[&ids, &names, &hashes, &created]).await?;
+    Ok(())
+}
+
+/// How ledger rows (the bulk of the events) are inserted.
+#[derive(Clone, Copy)]
+enum LedgerInsert {
+    /// Rows already stored are skipped by a lookup and the rest inserted
+    /// plainly: `on conflict` inserts every row speculatively, which costs
+    /// Postgres about as much again. A row that a concurrent worker (one
+    /// that claimed these entries) committed meanwhile, or one event twice
+    /// in the batch, fails the statement with a unique violation.
+    Plain,
+    /// `on conflict do nothing`, after such a failure.
+    Tolerant,
+}
+
+async fn insert_ledger(tx: &Transaction<'_>, ledger: &[LedgerEvent], how: LedgerInsert) -> anyhow::Result<()> {
+    if ledger.is_empty() {
+        return Ok(());
     }
+    let users: Vec<i64> = ledger.iter().map(|e| e.user_id).collect();
+    let versions: Vec<i64> = ledger.iter().map(|e| e.version).collect();
+    let kinds: Vec<&str> = ledger.iter().map(|e| e.kind.as_str()).collect();
+    let amounts: Vec<i64> = ledger.iter().map(|e| e.amount).collect();
+    let before: Vec<i64> = ledger.iter().map(|e| e.balance_before).collect();
+    let after: Vec<i64> = ledger.iter().map(|e| e.balance_after).collect();
+    let refs: Vec<Option<Uuid>> = ledger
+        .iter()
+        .map(|e| e.reference.as_deref().and_then(|r| Uuid::parse_str(r).ok()))
+        .collect();
+    let created: Vec<SystemTime> = ledger.iter().map(|e| at(e.at)).collect();
+    let sql = match how {
+        LedgerInsert::Plain => {
+            "insert into wallet_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at)
+             select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[])
+               as u(user_id, version, kind, amount, before, after, ref, at)
+              where not exists (select 1 from wallet_ledger l where l.user_id = u.user_id and l.version = u.version)"
+        }
+        LedgerInsert::Tolerant => {
+            "insert into wallet_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at)
+             select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[])
+             on conflict (user_id, version) do nothing"
+        }
+    };
+    let stmt = tx.prepare_cached(sql).await?;
+    tx.execute(
+        &stmt,
+        &[&users, &versions, &kinds, &amounts, &before, &after, &refs, &created],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn update_balances(tx: &Transaction<'_>, batch: &Batch) -> anyhow::Result<()> {
     // Balances follow the newest ledger version, taken from the batch (no
     // scan of a user's history) ...
     let mut newest: HashMap<i64, (i64, i64)> = HashMap::new();

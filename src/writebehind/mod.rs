@@ -1,22 +1,29 @@
 //! The write-behind worker: Redis event streams → Postgres.
 //!
-//! Every stream is read with the consumer group [`GROUP`]. A batch (entries
-//! of many streams) is applied in one Postgres transaction with idempotent
-//! upserts ([`apply`]), then acknowledged, so a crash anywhere loses nothing:
+//! Every stream is read with the consumer group [`GROUP`]. Each stream's
+//! batch is applied in a Postgres transaction of its own with idempotent
+//! upserts ([`apply`]), the streams' transactions concurrently, and
+//! acknowledged once committed, so a crash anywhere loses nothing:
 //! unacknowledged entries stay pending and are claimed again, by this
 //! worker after a restart or by another one ([`CLAIM_IDLE`]). Replays change
 //! nothing. Acknowledged entries are trimmed from the streams.
+//!
+//! Each stream is a pipeline: while its batch is written, its next batch is
+//! read, and a stream whose batch is read starts writing without waiting
+//! for the others' reads, so Redis, this process and Postgres work at once.
 
 mod apply;
 mod stream;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
 pub use apply::apply_batch;
-pub use stream::{backlog, backlog_by_stream, lag_seconds, read_all, Entry};
+pub use stream::{backlog, backlog_by_stream, lag_seconds, read_all, Entry, Kind};
 
 use crate::store::redis::RedisStore;
 
@@ -51,12 +58,14 @@ pub struct Worker {
     streams: stream::Streams,
     last_claim: Option<Instant>,
     last_trim: Option<Instant>,
-    /// Set when a batch could not be written: the next flush retries this
-    /// consumer's own pending entries before reading new ones.
+    /// Set when a batch could not be written: the next flushes retry this
+    /// consumer's own pending entries, until none is left, before reading
+    /// new ones.
     stalled: bool,
-    /// Entries read while the previous batch was being written (reading
-    /// and writing overlap, so neither waits for the other).
-    prefetched: Vec<Entry>,
+    /// Each stream's next batch, read while its previous batch was being
+    /// written (reading and writing overlap, so neither waits for the
+    /// other).
+    prefetched: HashMap<Arc<str>, Vec<Entry>>,
 }
 
 impl Worker {
@@ -72,7 +81,7 @@ impl Worker {
             last_claim: None,
             last_trim: None,
             stalled: false,
-            prefetched: Vec::new(),
+            prefetched: HashMap::new(),
         }
     }
 
@@ -98,11 +107,31 @@ impl Worker {
     /// it, acknowledges it.
     ///
     /// # Errors
-    /// Redis or Postgres failures; the batch then stays pending and is
-    /// retried.
+    /// Redis or Postgres failures; what was not acknowledged stays pending
+    /// and is retried.
     #[tracing::instrument(skip_all)]
     pub async fn try_flush_once(&mut self) -> anyhow::Result<FlushOutcome> {
         self.streams.refresh(&self.redis).await?;
+        let started = Instant::now();
+        let applied = match self.flush_pending().await {
+            Ok(Some(applied)) => Ok(applied),
+            Ok(None) => self.flush_streams().await,
+            Err(e) => Err(e),
+        }
+        .inspect_err(|_| self.stall())?;
+        if applied > 0 {
+            record(applied, started.elapsed());
+        }
+        self.trim_now_and_then().await;
+        Ok(match applied {
+            0 => FlushOutcome::Empty,
+            n => FlushOutcome::Flushed(n),
+        })
+    }
+
+    /// Persists entries already delivered, if any: a dead consumer's (now
+    /// and then) and, after a failure, this consumer's own.
+    async fn flush_pending(&mut self) -> anyhow::Result<Option<usize>> {
         let claim = self.last_claim.is_none_or(|t| t.elapsed() >= self.claim_idle / 3);
         let mut entries = if claim {
             self.last_claim = Some(Instant::now());
@@ -111,34 +140,49 @@ impl Worker {
             Vec::new()
         };
         if self.stalled {
-            entries.extend(self.streams.read(&self.redis, &self.consumer, true).await?);
-        } else {
-            entries.append(&mut self.prefetched);
+            let own = self.streams.read(&self.redis, &self.consumer, true).await?;
+            self.stalled = !own.is_empty();
+            entries.extend(own);
         }
         if entries.is_empty() {
-            self.stalled = false;
-            entries.extend(self.streams.read(&self.redis, &self.consumer, false).await?);
+            return Ok(None);
         }
-        if entries.is_empty() {
-            self.trim_now_and_then().await;
-            return Ok(FlushOutcome::Empty);
+        // Stable: each stream's entries keep their order.
+        entries.sort_by(|a, b| a.stream.cmp(&b.stream));
+        Ok(Some(persist_by_stream(&self.redis, &self.pg, &entries).await?))
+    }
+
+    /// Persists every stream's next batch (the prefetched one, or one read
+    /// now), each stream on its own, reading the batch after it meanwhile.
+    async fn flush_streams(&mut self) -> anyhow::Result<usize> {
+        let mut prefetched = std::mem::take(&mut self.prefetched);
+        let keys = self.streams.keys();
+        let flushes = keys.iter().map(|key| {
+            let batch = prefetched.remove(key).unwrap_or_default();
+            flush_stream(&self.redis, &self.pg, &self.consumer, key, batch)
+        });
+        let mut applied = 0;
+        let mut failure = None;
+        for (key, flushed) in keys.iter().zip(futures_util::future::join_all(flushes).await) {
+            match flushed {
+                Ok((n, next)) => {
+                    applied += n;
+                    if !next.is_empty() {
+                        self.prefetched.insert(key.clone(), next);
+                    }
+                }
+                Err(e) => failure = failure.or(Some(e)),
+            }
         }
-        let started = Instant::now();
+        failure.map_or(Ok(applied), Err)
+    }
+
+    /// After a failure, everything read and not acknowledged is pending for
+    /// this consumer, prefetched batches included: the next flushes read it
+    /// all again, so keep nothing aside.
+    fn stall(&mut self) {
         self.stalled = true;
-        // Write this batch while the next one is read.
-        let (applied, next) = tokio::join!(
-            apply_by_stream(&self.pg, &entries),
-            self.streams.read(&self.redis, &self.consumer, false)
-        );
-        // On failure everything read stays pending for this consumer and the
-        // stalled path reads it again; keep nothing aside.
-        let applied = applied?;
-        self.prefetched = next.unwrap_or_default();
-        stream::ack(&self.redis, &entries).await?;
-        self.stalled = false;
-        record(applied, started.elapsed());
-        self.trim_now_and_then().await;
-        Ok(FlushOutcome::Flushed(applied))
+        self.prefetched.clear();
     }
 
     async fn trim_now_and_then(&mut self) {
@@ -191,19 +235,45 @@ impl Worker {
     }
 }
 
-/// Writes a batch as one transaction per stream, concurrently: streams
-/// touch disjoint rows (a wallet bucket's users, a concert's seats), so the
-/// transactions never wait for each other and use several connections.
-async fn apply_by_stream(pg: &Pool, entries: &[Entry]) -> anyhow::Result<usize> {
-    let mut groups: Vec<(&str, Vec<Entry>)> = Vec::new();
-    for e in entries {
-        match groups.iter_mut().find(|(s, _)| *s == &*e.stream) {
-            Some((_, group)) => group.push(e.clone()),
-            None => groups.push((&e.stream, vec![e.clone()])),
-        }
+/// One stream's share of a flush: its batch (read now if none was
+/// prefetched) persisted and acknowledged, and its next batch, read
+/// meanwhile.
+async fn flush_stream(
+    redis: &RedisStore,
+    pg: &Pool,
+    consumer: &str,
+    key: &Arc<str>,
+    batch: Vec<Entry>,
+) -> anyhow::Result<(usize, Vec<Entry>)> {
+    let batch = match batch.is_empty() {
+        true => stream::read_stream(redis, key, consumer, false).await?,
+        false => batch,
+    };
+    if batch.is_empty() {
+        return Ok((0, batch));
     }
-    let results = futures_util::future::join_all(groups.iter().map(|(_, group)| apply_batch(pg, group))).await;
-    results.into_iter().sum()
+    let (persisted, next) = tokio::join!(
+        persist(redis, pg, &batch),
+        stream::read_stream(redis, key, consumer, false)
+    );
+    Ok((persisted?, next?))
+}
+
+/// Writes entries of one stream in one transaction, then acknowledges them.
+async fn persist(redis: &RedisStore, pg: &Pool, entries: &[Entry]) -> anyhow::Result<usize> {
+    let applied = apply_batch(pg, entries).await?;
+    stream::ack(redis, entries).await?;
+    Ok(applied)
+}
+
+/// Writes entries grouped by stream, one transaction per stream,
+/// concurrently: streams touch disjoint rows (a wallet bucket's users, a
+/// concert's seats), so the transactions never wait for each other and use
+/// several connections.
+async fn persist_by_stream(redis: &RedisStore, pg: &Pool, entries: &[Entry]) -> anyhow::Result<usize> {
+    let groups = entries.chunk_by(|a, b| a.stream == b.stream);
+    let persisted = futures_util::future::join_all(groups.map(|group| persist(redis, pg, group))).await;
+    persisted.into_iter().sum()
 }
 
 fn record(applied: usize, took: Duration) {

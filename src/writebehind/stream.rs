@@ -1,38 +1,91 @@
 //! The Redis side of the write-behind: which streams exist, reading and
 //! claiming entries, acknowledging and trimming them, and the backlog.
+//!
+//! Every stream is read, claimed, acknowledged and trimmed with commands of
+//! its own, all streams at once: the client decodes a reply again from its
+//! start each time more of it arrives, so one reply of every stream's batch
+//! (a few megabytes) took about 1.7 times as long to decode as the same
+//! entries in one reply per stream. Entries keep views into the reply (ids
+//! parsed to numbers, the data not copied).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use fred::interfaces::{ClientLike, SetsInterface, StreamsInterface};
 use fred::types::streams::XID;
 use fred::types::{CustomCommand, Value};
+use futures_util::future::{join_all, try_join_all};
 
 use super::{BATCH, GROUP};
 use crate::store::redis::RedisStore;
 use crate::store::StoreError;
+
+/// What an event describes (the stream entry's `k` field), named as the
+/// scripts name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Ledger,
+    Concert,
+    Token,
+    Reservation,
+    Payment,
+    /// A kind this version does not know (or a deleted entry's nothing).
+    Other(Box<str>),
+}
+
+impl Kind {
+    fn parse(k: &[u8]) -> Self {
+        match k {
+            b"user" => Self::User,
+            b"ledger" => Self::Ledger,
+            b"concert" => Self::Concert,
+            b"token" => Self::Token,
+            b"reservation" => Self::Reservation,
+            b"payment" => Self::Payment,
+            other => Self::Other(String::from_utf8_lossy(other).into()),
+        }
+    }
+
+    /// The name as the scripts write it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::User => "user",
+            Self::Ledger => "ledger",
+            Self::Concert => "concert",
+            Self::Token => "token",
+            Self::Reservation => "reservation",
+            Self::Payment => "payment",
+            Self::Other(k) => k,
+        }
+    }
+}
 
 /// One stream entry: an event.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The stream key.
     pub stream: Arc<str>,
-    /// The entry id, `<ms>-<seq>`.
-    pub id: String,
+    /// The entry id, `<ms>-<seq>`, as its two numbers.
     pub ms: i64,
     pub seq: i64,
-    /// The event kind (`user`, `ledger`, `concert`, `token`, `reservation`,
-    /// `payment`).
-    pub kind: String,
-    /// The entity's state after the change, as JSON.
-    pub data: Vec<u8>,
+    pub kind: Kind,
+    /// The entity's state after the change, as JSON (a view into the
+    /// reply's buffer).
+    pub data: Bytes,
 }
 
 impl Entry {
     /// The stream position, for "only move forward" comparisons.
     pub fn position(&self) -> (i64, i64) {
         (self.ms, self.seq)
+    }
+
+    /// The entry id as Redis writes it.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.ms, self.seq)
     }
 }
 
@@ -56,6 +109,11 @@ pub async fn all_streams(redis: &RedisStore) -> Result<Vec<String>, StoreError> 
 }
 
 impl Streams {
+    /// The streams known so far.
+    pub fn keys(&self) -> Vec<Arc<str>> {
+        self.known.clone()
+    }
+
     /// Picks up new streams (at most twice a second) and creates the group
     /// on each, from its first entry.
     pub async fn refresh(&mut self, redis: &RedisStore) -> Result<(), StoreError> {
@@ -63,16 +121,10 @@ impl Streams {
             return Ok(());
         }
         self.refreshed = Some(Instant::now());
-        for key in all_streams(redis).await? {
-            if self.grouped.contains(key.as_str()) {
-                continue;
-            }
-            let created: Result<Value, _> = redis.client().xgroup_create(key.as_str(), GROUP, "0", true).await;
-            match created {
-                Ok(_) => {}
-                Err(e) if e.details().starts_with("BUSYGROUP") => {}
-                Err(e) => return Err(e.into()),
-            }
+        let mut new = all_streams(redis).await?;
+        new.retain(|key| !self.grouped.contains(key.as_str()));
+        try_join_all(new.iter().map(|key| create_group(redis, key))).await?;
+        for key in new {
             let key: Arc<str> = key.into();
             self.grouped.insert(key.clone());
             self.known.push(key);
@@ -80,46 +132,19 @@ impl Streams {
         Ok(())
     }
 
-    /// New entries of every stream, up to [`BATCH`] each; with `own`, the
-    /// entries this consumer read before and has not acknowledged (to retry
-    /// a batch whose write failed).
+    /// New entries of every stream, up to [`BATCH`] each, grouped by stream
+    /// in stream order; with `own`, the entries this consumer read before
+    /// and has not acknowledged (to retry a batch whose write failed).
     pub async fn read(&self, redis: &RedisStore, consumer: &str, own: bool) -> Result<Vec<Entry>, StoreError> {
-        if self.known.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = self.known.iter().map(|k| k.to_string()).collect();
-        let from = if own { XID::Manual("0".into()) } else { XID::NewInGroup };
-        let ids = vec![from; keys.len()];
-        let reply: Value = redis
-            .client()
-            .xreadgroup(GROUP, consumer, Some(BATCH), None, false, keys, ids)
-            .await?;
-        parse_read(reply)
+        let reads = self.known.iter().map(|key| read_stream(redis, key, consumer, own));
+        Ok(try_join_all(reads).await?.into_iter().flatten().collect())
     }
 
     /// Entries pending for longer than `idle` (their consumer died), now
     /// owned by `consumer`.
     pub async fn claim(&self, redis: &RedisStore, consumer: &str, idle: Duration) -> Result<Vec<Entry>, StoreError> {
-        let mut out = Vec::new();
-        for key in &self.known {
-            let reply: Value = redis
-                .client()
-                .xautoclaim(
-                    key.as_ref(),
-                    GROUP,
-                    consumer,
-                    idle.as_millis() as u64,
-                    "0-0",
-                    Some(BATCH),
-                    false,
-                )
-                .await?;
-            if let Value::Array(parts) = reply {
-                if let Some(entries) = parts.into_iter().nth(1) {
-                    parse_entries(key, entries, &mut out)?;
-                }
-            }
-        }
+        let claims = self.known.iter().map(|key| claim_stream(redis, key, consumer, idle));
+        let out: Vec<Entry> = try_join_all(claims).await?.into_iter().flatten().collect();
         if !out.is_empty() {
             tracing::info!(entries = out.len(), "claimed entries of a dead consumer");
         }
@@ -128,24 +153,82 @@ impl Streams {
 
     /// Drops what every consumer acknowledged from each stream.
     pub async fn trim(&self, redis: &RedisStore) -> Result<(), StoreError> {
-        for key in &self.known {
-            let Some(info) = group_info(redis, key).await? else {
-                continue;
-            };
-            let min_id = match oldest_pending(redis, key).await? {
-                Some(id) => id,
-                None => next_id(&info.last_delivered),
-            };
-            let _: Value = redis
-                .client()
-                .custom(
-                    CustomCommand::new_static("XTRIM", None, false),
-                    vec![key.to_string(), "MINID".into(), min_id],
-                )
-                .await?;
-        }
+        try_join_all(self.known.iter().map(|key| trim_stream(redis, key))).await?;
         Ok(())
     }
+}
+
+async fn create_group(redis: &RedisStore, key: &str) -> Result<(), StoreError> {
+    let created: Result<Value, _> = redis.client().xgroup_create(key, GROUP, "0", true).await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.details().starts_with("BUSYGROUP") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Up to [`BATCH`] entries of one stream: new ones, or with `own` this
+/// consumer's pending ones from the start.
+pub(super) async fn read_stream(
+    redis: &RedisStore,
+    key: &Arc<str>,
+    consumer: &str,
+    own: bool,
+) -> Result<Vec<Entry>, StoreError> {
+    let from = if own { XID::Manual("0".into()) } else { XID::NewInGroup };
+    let reply: Value = redis
+        .client()
+        .xreadgroup(GROUP, consumer, Some(BATCH), None, false, key.as_ref(), from)
+        .await?;
+    let mut out = Vec::new();
+    parse_read(key, reply, &mut out)?;
+    Ok(out)
+}
+
+async fn claim_stream(
+    redis: &RedisStore,
+    key: &Arc<str>,
+    consumer: &str,
+    idle: Duration,
+) -> Result<Vec<Entry>, StoreError> {
+    let reply: Value = redis
+        .client()
+        .xautoclaim(
+            key.as_ref(),
+            GROUP,
+            consumer,
+            idle.as_millis() as u64,
+            "0-0",
+            Some(BATCH),
+            false,
+        )
+        .await?;
+    let mut out = Vec::new();
+    // [next start, entries, deleted ids]
+    if let Value::Array(parts) = reply {
+        if let Some(entries) = parts.into_iter().nth(1) {
+            parse_entries(key, entries, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+async fn trim_stream(redis: &RedisStore, key: &str) -> Result<(), StoreError> {
+    let Some(info) = group_info(redis, key).await? else {
+        return Ok(());
+    };
+    let min_id = match oldest_pending(redis, key).await? {
+        Some(id) => id,
+        None => next_id(&info.last_delivered),
+    };
+    let _: Value = redis
+        .client()
+        .custom(
+            CustomCommand::new_static("XTRIM", None, false),
+            vec![key.to_owned(), "MINID".into(), min_id],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Every entry still in every stream, oldest first per stream (whatever the
@@ -169,21 +252,24 @@ pub async fn read_all(redis: &RedisStore) -> Result<Vec<Entry>, StoreError> {
     Ok(out)
 }
 
-/// Acknowledges persisted entries.
+/// Acknowledges persisted entries, every stream's at once.
 ///
 /// # Errors
 /// Redis failures (the entries are then delivered again: harmless).
 pub async fn ack(redis: &RedisStore, entries: &[Entry]) -> Result<(), StoreError> {
-    let mut by_stream: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut by_stream: Vec<(&str, Vec<XID>)> = Vec::new();
     for e in entries {
+        let id = XID::Manual(e.id().into());
         match by_stream.iter_mut().find(|(s, _)| *s == &*e.stream) {
-            Some((_, ids)) => ids.push(&e.id),
-            None => by_stream.push((&e.stream, vec![&e.id])),
+            Some((_, ids)) => ids.push(id),
+            None => by_stream.push((&e.stream, vec![id])),
         }
     }
-    for (stream, ids) in by_stream {
-        let ids: Vec<XID> = ids.into_iter().map(|id| XID::Manual(id.to_owned().into())).collect();
-        let _: i64 = redis.client().xack(stream, GROUP, ids).await?;
+    let acks = by_stream
+        .into_iter()
+        .map(|(stream, ids)| redis.client().xack::<i64, _, _, _>(stream, GROUP, ids));
+    for acked in join_all(acks).await {
+        acked?;
     }
     Ok(())
 }
@@ -201,60 +287,61 @@ fn bad(what: &str) -> StoreError {
     StoreError::Reply(format!("unexpected stream reply: {what}"))
 }
 
-/// `XREADGROUP` reply: `[[stream, [[id, [field, value, …]], …]], …]` (or a
-/// map of stream → entries under RESP3).
-fn parse_read(reply: Value) -> Result<Vec<Entry>, StoreError> {
-    let mut out = Vec::new();
-    let streams: Vec<(Value, Value)> = match reply {
-        Value::Null => return Ok(out),
-        Value::Array(items) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::Array(mut pair) if pair.len() == 2 => {
-                    let entries = pair.pop().expect("two elements");
-                    Ok((pair.pop().expect("two elements"), entries))
-                }
-                _ => Err(bad("stream element")),
-            })
-            .collect::<Result<_, _>>()?,
-        Value::Map(map) => map
-            .iter()
-            .map(|(k, v)| (Value::String(k.as_str_lossy().into()), v.clone()))
-            .collect(),
-        _ => return Err(bad("top level")),
-    };
-    for (name, entries) in streams {
-        let name: Arc<str> = text(&name).ok_or_else(|| bad("stream name"))?.into();
-        parse_entries(&name, entries, &mut out)?;
+/// `XREADGROUP` reply for one stream: `[[stream, [[id, [field, value, …]],
+/// …]]]`, a map of stream → entries under RESP3, or nil when there is
+/// nothing new.
+fn parse_read(stream: &Arc<str>, reply: Value, out: &mut Vec<Entry>) -> Result<(), StoreError> {
+    match reply {
+        Value::Null => Ok(()),
+        Value::Array(streams) => {
+            for item in streams {
+                let Value::Array(mut pair) = item else {
+                    return Err(bad("stream element"));
+                };
+                let entries = pair
+                    .pop()
+                    .filter(|_| pair.len() == 1)
+                    .ok_or_else(|| bad("stream element"))?;
+                parse_entries(stream, entries, out)?;
+            }
+            Ok(())
+        }
+        Value::Map(map) => {
+            for (_, entries) in map.inner() {
+                parse_entries(stream, entries, out)?;
+            }
+            Ok(())
+        }
+        _ => Err(bad("top level")),
     }
-    Ok(out)
 }
 
+/// `[[id, [field, value, …]], …]`, as `XRANGE` and `XREADGROUP` give it.
 fn parse_entries(stream: &Arc<str>, entries: Value, out: &mut Vec<Entry>) -> Result<(), StoreError> {
     let Value::Array(entries) = entries else { return Ok(()) };
+    out.reserve(entries.len());
     for entry in entries {
-        let Value::Array(mut parts) = entry else { continue }; // deleted entry
-        if parts.len() != 2 {
+        let Value::Array(parts) = entry else { continue };
+        let Ok([id, fields]) = <[Value; 2]>::try_from(parts) else {
             continue;
-        }
-        let fields = parts.pop().expect("two elements");
-        let id = text(&parts[0]).ok_or_else(|| bad("entry id"))?;
-        let (ms, seq) = split_id(&id).ok_or_else(|| bad("entry id"))?;
-        let mut kind = String::new();
-        let mut data = Vec::new();
+        };
+        let (ms, seq) = id.as_bytes().and_then(split_id_bytes).ok_or_else(|| bad("entry id"))?;
+        // A pending entry deleted from the stream has no fields: it is
+        // still acknowledged, as an event of no known kind.
+        let mut kind = Kind::Other("".into());
+        let mut data = Bytes::new();
         if let Value::Array(fields) = fields {
-            for pair in fields.chunks(2) {
-                match (text(&pair[0]).as_deref(), pair.get(1)) {
-                    (Some("k"), Some(v)) => kind = text(v).unwrap_or_default(),
-                    (Some("d"), Some(Value::Bytes(b))) => data = b.to_vec(),
-                    (Some("d"), Some(v)) => data = text(v).unwrap_or_default().into_bytes(),
+            let mut fields = fields.into_iter();
+            while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+                match name.as_bytes() {
+                    Some(b"k") => kind = Kind::parse(value.as_bytes().unwrap_or_default()),
+                    Some(b"d") => data = into_bytes(value),
                     _ => {}
                 }
             }
         }
         out.push(Entry {
             stream: stream.clone(),
-            id,
             ms,
             seq,
             kind,
@@ -264,9 +351,31 @@ fn parse_entries(stream: &Arc<str>, entries: Value, out: &mut Vec<Entry>) -> Res
     Ok(())
 }
 
+/// The value's bytes without copying them out of the reply.
+fn into_bytes(value: Value) -> Bytes {
+    match value {
+        Value::String(s) => s.into_inner(),
+        Value::Bytes(b) => b,
+        other => text(&other).map(Bytes::from).unwrap_or_default(),
+    }
+}
+
+fn split_id_bytes(id: &[u8]) -> Option<(i64, i64)> {
+    let dash = id.iter().position(|&b| b == b'-')?;
+    Some((parse_digits(&id[..dash])?, parse_digits(&id[dash + 1..])?))
+}
+
+fn parse_digits(digits: &[u8]) -> Option<i64> {
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    digits
+        .iter()
+        .try_fold(0i64, |n, &d| d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0')))
+}
+
 fn split_id(id: &str) -> Option<(i64, i64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+    split_id_bytes(id.as_bytes())
 }
 
 fn next_id(id: &str) -> String {
@@ -404,10 +513,51 @@ async fn first_after(redis: &RedisStore, key: &str, start: &str) -> Result<Optio
 mod tests {
     use super::*;
 
+    fn bulk(s: &str) -> Value {
+        Value::String(s.into())
+    }
+
+    fn entry(id: &str, kind: &str, data: &str) -> Value {
+        Value::Array(vec![
+            bulk(id),
+            Value::Array(vec![bulk("k"), bulk(kind), bulk("d"), bulk(data)]),
+        ])
+    }
+
     #[test]
     fn ids_split_and_advance() {
         assert_eq!(split_id("1700000000000-3"), Some((1_700_000_000_000, 3)));
         assert_eq!(next_id("5-9"), "5-10");
         assert_eq!(split_id("nope"), None);
+        assert_eq!(split_id("1-"), None);
+        assert_eq!(split_id("1-2-3"), None);
+    }
+
+    #[test]
+    fn a_read_reply_becomes_entries_and_a_deleted_one_has_no_kind() {
+        let stream: Arc<str> = "tr:{u:1}:ev".into();
+        let entries = Value::Array(vec![
+            entry("5-1", "ledger", "{}"),
+            Value::Array(vec![bulk("5-2"), Value::Null]),
+            entry("6-0", "seat", "[]"),
+        ]);
+        let reply = Value::Array(vec![Value::Array(vec![bulk("tr:{u:1}:ev"), entries])]);
+        let mut out = Vec::new();
+        parse_read(&stream, reply, &mut out).unwrap();
+        let got: Vec<_> = out
+            .iter()
+            .map(|e| (e.id(), e.kind.as_str().to_owned(), e.data.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("5-1".into(), "ledger".into(), Bytes::from("{}")),
+                ("5-2".into(), "".into(), Bytes::new()),
+                ("6-0".into(), "seat".into(), Bytes::from("[]")),
+            ]
+        );
+        assert_eq!(out[0].kind, Kind::Ledger);
+        assert!(parse_read(&stream, Value::Null, &mut out).is_ok());
+        assert!(parse_read(&stream, bulk("nope"), &mut out).is_err());
     }
 }
