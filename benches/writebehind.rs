@@ -149,13 +149,11 @@ async fn bare_insert(f: &Fixture, n: usize, round: i64) -> Duration {
 
 /// Worker drains and bare inserts back to back; prints the median ratio.
 async fn paired_rounds(f: &mut Fixture, n: usize, mut round: i64) {
-    let pairs = match measuring() {
-        true => std::env::var("WB_BENCH_PAIRS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(10),
-        false => 1,
-    };
+    let pairs = std::env::var("WB_BENCH_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10usize)
+        .max(1);
     let mut ratios = Vec::new();
     for _ in 0..pairs {
         fill(f, n).await;
@@ -211,7 +209,9 @@ fn writebehind(c: &mut Criterion) {
         });
     });
     group.finish();
-    runtime.block_on(paired_rounds(&mut f, n, round));
+    if measuring() {
+        runtime.block_on(paired_rounds(&mut f, n, round));
+    }
     runtime.block_on(async {
         reconcile::delete_all(&f.redis).await.expect("cleanup redis");
         f.redis.quit().await;
