@@ -317,6 +317,19 @@ impl TestApp {
             .expect("json")
     }
 
+    /// `GET /v1/concerts/{id}/schedules` (gated) with the user's token.
+    pub async fn schedules(&self, user: &TestUser, token: &str, concert_id: i64) -> Response {
+        self.gated(
+            Method::GET,
+            &format!("/v1/concerts/{concert_id}/schedules"),
+            user,
+            token,
+        )
+        .send()
+        .await
+        .expect("request sent")
+    }
+
     /// A gated request: user key plus queue token.
     pub fn gated(&self, method: Method, path: &str, user: &TestUser, token: &str) -> RequestBuilder {
         with_user(self.request(method, path), Some(user)).header("Queue-Token", token)

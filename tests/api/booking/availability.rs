@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::{concert_body, open_schedule, schedules, seats_with, time_in, DAY, PRICE};
+use super::{concert_body, open_schedule, seats_with, time_in, DAY, PRICE};
 use crate::helpers::{assert_problem, id_of, spawn_app};
 
 #[tokio::test]
@@ -32,10 +32,10 @@ async fn only_dates_open_for_booking_with_free_seats_are_listed() {
     let tiny = app.hold_ok(&user, &token, ids[3], &[1, 2]).await;
 
     // Act
-    let before_sell_out = schedules(&app, &user, &token, concert_id).await;
+    let before_sell_out = app.schedules(&user, &token, concert_id).await;
     app.pay_ok(&user, &token, &id_of(&tiny)).await;
     let token = app.active_token(&user, concert_id).await;
-    let after_sell_out = schedules(&app, &user, &token, concert_id).await;
+    let after_sell_out = app.schedules(&user, &token, concert_id).await;
 
     // Assert
     assert_eq!(before_sell_out.status(), StatusCode::OK);
@@ -86,11 +86,11 @@ async fn a_freed_seat_counts_as_available_again() {
     let concert = app.create_simple_concert(3, PRICE, 4).await;
     let (user, token) = app.fan("alice", 0, concert.id).await;
     let held = app.hold_ok(&user, &token, concert.schedule_id, &[1, 2, 3]).await;
-    let sold_out: Value = schedules(&app, &user, &token, concert.id).await.json().await.unwrap();
+    let sold_out: Value = app.schedules(&user, &token, concert.id).await.json().await.unwrap();
 
     // Act
     app.cancel_reservation(&user, &id_of(&held)).await;
-    let listed: Value = schedules(&app, &user, &token, concert.id).await.json().await.unwrap();
+    let listed: Value = app.schedules(&user, &token, concert.id).await.json().await.unwrap();
 
     // Assert
     assert_eq!(sold_out["schedules"], json!([]));

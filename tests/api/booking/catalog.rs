@@ -5,7 +5,7 @@ use chrono::Utc;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::{concert_body, open_schedule, parse_time, schedules, seats_with, time_in, DAY, PRICE};
+use super::{concert_body, open_schedule, parse_time, seats_with, time_in, DAY, PRICE};
 use crate::helpers::{assert_problem, spawn_app, TestApp, ADMIN_TOKEN};
 
 async fn post_concert(app: &TestApp, body: &Value, bearer: Option<&str>) -> Response {
@@ -205,7 +205,7 @@ async fn an_unknown_concert_is_404_concert_not_found() {
 
     // Act
     let detail = app.get("/v1/concerts/987654", None).await;
-    let dates = schedules(&app, &user, &token, 987_654).await;
+    let dates = app.schedules(&user, &token, 987_654).await;
     let malformed = app.get("/v1/concerts/abc", None).await;
 
     // Assert

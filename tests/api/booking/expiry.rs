@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{schedules, PRICE};
+use super::PRICE;
 use crate::helpers::{assert_problem, id_of, spawn_app_with, TestConfig};
 
 #[tokio::test]
@@ -30,7 +30,8 @@ async fn a_lapsed_hold_reads_expired_and_its_seats_can_be_held_again() {
     assert_eq!(read["status"], "EXPIRED");
     let map = app.seat_map(&second, &second_token, concert.schedule_id).await;
     assert!(map.iter().all(|s| s == "AVAILABLE"), "{map:?}");
-    let listed: Value = schedules(&app, &second, &second_token, concert.id)
+    let listed: Value = app
+        .schedules(&second, &second_token, concert.id)
         .await
         .json()
         .await

@@ -11,7 +11,7 @@ mod race;
 mod reservation;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, TestUser};
@@ -45,19 +45,6 @@ fn concert_body(schedules: Value) -> Value {
 fn open_schedule(seat_count: i64, purchase_limit: i64) -> Value {
     json!({ "starts_at": time_in(30 * DAY), "seat_count": seat_count, "price": PRICE,
             "purchase_limit": purchase_limit })
-}
-
-/// `GET /v1/concerts/{id}/schedules` with the user's token.
-async fn schedules(app: &TestApp, user: &TestUser, token: &str, concert_id: i64) -> Response {
-    app.gated(
-        Method::GET,
-        &format!("/v1/concerts/{concert_id}/schedules"),
-        user,
-        token,
-    )
-    .send()
-    .await
-    .expect("request sent")
 }
 
 /// The seat numbers of a schedule with `status`, via `?status=`.

@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{id_of, spawn_app, TestApp, TestUser};
@@ -24,16 +24,7 @@ const HOLD_TRIES: usize = 20;
 
 /// The ids of the dates with free seats.
 async fn open_dates(app: &TestApp, user: &TestUser, token: &str, concert_id: i64) -> Vec<i64> {
-    let response = app
-        .gated(
-            Method::GET,
-            &format!("/v1/concerts/{concert_id}/schedules"),
-            user,
-            token,
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = app.schedules(user, token, concert_id).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     body["schedules"]

@@ -7,9 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{
-    issue_new, leave_ok, line_up, quick_idle_config, rfc3339_ms, schedules, stored_token, token_of, waiting_room,
-};
+use super::{issue_new, leave_ok, line_up, quick_idle_config, rfc3339_ms, stored_token, token_of, waiting_room};
 use crate::helpers::{assert_problem, eventually, TestConfig};
 
 #[tokio::test]
@@ -98,11 +96,11 @@ async fn an_active_token_past_its_lifetime_is_refused_by_the_gate_even_before_an
     let (app, concert, fans) = waiting_room(config, 1).await;
     let user = &fans[0];
     let token = app.active_token(user, concert.id).await;
-    assert_eq!(schedules(&app, user, &token, concert.id).await.status(), StatusCode::OK);
+    assert_eq!(app.schedules(user, &token, concert.id).await.status(), StatusCode::OK);
 
     // Act
     tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let late = schedules(&app, user, &token, concert.id).await;
+    let late = app.schedules(user, &token, concert.id).await;
 
     // Assert
     assert_problem(late, 401, "QUEUE_TOKEN_INVALID").await;

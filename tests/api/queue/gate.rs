@@ -5,7 +5,7 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 
-use super::{config, issue_new, leave_ok, schedules, token_of, waiting_room};
+use super::{config, issue_new, leave_ok, token_of, waiting_room};
 use crate::helpers::{assert_problem, TestApp, TestConcert, TestConfig, TestUser};
 
 /// `GET /v1/schedules/{id}/seats`, a gated read.
@@ -18,7 +18,7 @@ async fn seats(app: &TestApp, user: &TestUser, token: &str, schedule_id: i64) ->
 
 /// Both gated reads of `concert` with `token`; asserts each is the problem.
 async fn assert_gate(app: &TestApp, user: &TestUser, token: &str, concert: TestConcert, status: u16, code: &str) {
-    assert_problem(schedules(app, user, token, concert.id).await, status, code).await;
+    assert_problem(app.schedules(user, token, concert.id).await, status, code).await;
     assert_problem(seats(app, user, token, concert.schedule_id).await, status, code).await;
 }
 
@@ -110,7 +110,7 @@ async fn gated_reads_with_the_users_own_active_token_are_200() {
     let token = app.active_token(user, concert.id).await;
 
     // Act
-    let listed = schedules(&app, user, &token, concert.id).await;
+    let listed = app.schedules(user, &token, concert.id).await;
     let map = seats(&app, user, &token, concert.schedule_id).await;
 
     // Assert

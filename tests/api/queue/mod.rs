@@ -122,16 +122,3 @@ fn rfc3339_ms(value: &Value) -> i64 {
 async fn open_events(app: &TestApp, token: &str, user: Option<&TestUser>) -> Response {
     app.get(&format!("/v1/queue/tokens/{token}/events"), user).await
 }
-
-/// `GET /v1/concerts/{id}/schedules`, a gated read.
-async fn schedules(app: &TestApp, user: &TestUser, token: &str, concert_id: i64) -> Response {
-    app.gated(
-        Method::GET,
-        &format!("/v1/concerts/{concert_id}/schedules"),
-        user,
-        token,
-    )
-    .send()
-    .await
-    .unwrap()
-}
