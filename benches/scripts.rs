@@ -41,9 +41,9 @@ use uuid::Uuid;
 /// Status reads in flight at once in the `queue_status` bursts.
 const BURST: usize = 64;
 
-/// Holds a buyer makes before the next buyer takes over: `hold_seats.lua`
-/// reads every past reservation of the user in the concert (see
-/// `hold/hold_after_past_holds`), so a buyer is kept young.
+/// Holds a buyer makes before the next buyer takes over, so that every
+/// timed hold meets the same few past reservations of its user (what a
+/// user with many costs is `hold/hold_after_past_holds`).
 const HOLDS_PER_BUYER: u32 = 4;
 
 /// Purchases (two seats each) a buyer makes: below the purchase limit of 10

@@ -25,9 +25,8 @@ import {
   createConcert,
   env,
   envInt,
-  join,
+  joinAll,
   makeUsers,
-  pooled,
   randomId,
 } from './lib/common.js';
 import { TREND_STATS, count, endpointStats, endpointThresholds, report } from './lib/summary.js';
@@ -65,17 +64,8 @@ export const options = {
 export async function setup() {
   const concert = await createConcert({ title: `queue ${randomId()}`, dates: 1, seats: 50, price: 1000, limit: 4 });
   const users = await makeUsers(USERS, 'queue', SETUP_CONCURRENCY);
-  const started = Date.now();
-  const views = await pooled(users, JOIN_CONCURRENCY, (u) => join(u, concert.id));
-  const joinMs = Date.now() - started;
-  const tokens = [];
-  for (const v of views) {
-    if (!v) {
-      unexpected.add(1, { why: 'join' });
-      continue;
-    }
-    tokens.push(v.token);
-  }
+  const { joined, joinMs } = await joinAll(users, concert.id, JOIN_CONCURRENCY, unexpected);
+  const tokens = joined.map((v) => v.token);
   joinedNew.add(tokens.length);
   return { concertId: concert.id, tokens, joinMs };
 }

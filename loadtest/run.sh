@@ -125,40 +125,37 @@ ensure_tool() {
     die "installing $2 failed: install it yourself"
 }
 
+# cargo_build PROFILE TARGET...: e.g. `cargo_build release --example ceiling`.
+cargo_build() {
+  local profile=$1
+  shift
+  step "cargo build ($profile) $*"
+  if [[ $profile == release ]]; then
+    cargo build --release "$@"
+  else
+    cargo build "$@"
+  fi
+}
+
 build() {
   local profile=${PROFILE:-release}
   if [[ -n ${TICKETRUSH_BIN:-} ]]; then
     TR_BIN=$TICKETRUSH_BIN
   else
-    step "cargo build ($profile) --bin ticketrush"
-    if [[ $profile == release ]]; then
-      cargo build --release --bin ticketrush
-    else
-      cargo build --bin ticketrush
-    fi
+    cargo_build "$profile" --bin ticketrush
     TR_BIN=$TARGET_DIR/$profile/ticketrush
   fi
   [[ -x $TR_BIN ]] || die "no server binary at $TR_BIN"
   if needs_ceiling && [[ -n ${CEILING_BIN:-} ]]; then
     [[ -x $CEILING_BIN ]] || die "no ceiling binary at $CEILING_BIN"
   elif needs_ceiling; then
-    step "cargo build ($profile) --example ceiling"
-    if [[ $profile == release ]]; then
-      cargo build --release --example ceiling
-    else
-      cargo build --example ceiling
-    fi
+    cargo_build "$profile" --example ceiling
     CEILING_BIN=$TARGET_DIR/$profile/examples/ceiling
   fi
   if needs_streams && [[ -n ${STREAMS_BIN:-} ]]; then
     [[ -x $STREAMS_BIN ]] || die "no sse_streams binary at $STREAMS_BIN"
   elif needs_streams; then
-    step "cargo build ($profile) --example sse_streams"
-    if [[ $profile == release ]]; then
-      cargo build --release --example sse_streams
-    else
-      cargo build --example sse_streams
-    fi
+    cargo_build "$profile" --example sse_streams
     STREAMS_BIN=$TARGET_DIR/$profile/examples/sse_streams
   fi
   BUILD_PROFILE=$profile

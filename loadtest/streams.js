@@ -18,9 +18,8 @@ import {
   createConcert,
   env,
   envInt,
-  join,
+  joinAll,
   makeUsers,
-  pooled,
   randomId,
 } from './lib/common.js';
 import { TREND_STATS, count, endpointStats, endpointThresholds, report } from './lib/summary.js';
@@ -49,21 +48,12 @@ export const options = {
 
 export async function setup() {
   const concert = await createConcert({ title: `streams ${randomId()}`, dates: 1, seats: 50, price: 1000, limit: 4 });
-  let started = Date.now();
+  const started = Date.now();
   const users = await makeUsers(USERS, 'streams', SETUP_CONCURRENCY);
   const registerMs = Date.now() - started;
-  started = Date.now();
-  const views = await pooled(users, JOIN_CONCURRENCY, (u) => join(u, concert.id));
-  const joinMs = Date.now() - started;
-  const tokens = [];
-  for (const v of views) {
-    if (!v) {
-      unexpected.add(1, { why: 'join' });
-      continue;
-    }
-    if (v.status === 'WAITING') waiting.add(1);
-    tokens.push(v.token);
-  }
+  const { joined, joinMs } = await joinAll(users, concert.id, JOIN_CONCURRENCY, unexpected);
+  const tokens = joined.map((v) => v.token);
+  waiting.add(joined.filter((v) => v.status === 'WAITING').length);
   return { concertId: concert.id, tokens, registerMs, joinMs };
 }
 

@@ -178,6 +178,23 @@ export async function join(user, concertId, name = 'join') {
   return (res.status === 201 || res.status === 200) && b ? b : null;
 }
 
+/**
+ * Every user joins the concert's queue, `concurrency` at once. Returns the
+ * token views that came back (a failed join adds to the `unexpected`
+ * counter) and how long the joins took.
+ */
+export async function joinAll(users, concertId, concurrency, unexpected) {
+  const started = Date.now();
+  const views = await pooled(users, concurrency, (u) => join(u, concertId));
+  const joinMs = Date.now() - started;
+  const joined = [];
+  for (const v of views) {
+    if (v) joined.push(v);
+    else unexpected.add(1, { why: 'join' });
+  }
+  return { joined, joinMs };
+}
+
 /** Polls a token until it is ACTIVE or `deadline` (ms epoch); the last view. */
 export async function waitActive(token, deadline, pollMs, name = 'poll') {
   let view = null;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::reservation::{place_holds, NewHold};
 use super::BookingError;
-use crate::store::redis::lane::{Lanes, Merge};
+use crate::store::redis::lane::{Answer, Lanes, Merge};
 use crate::store::redis::RedisStore;
 use crate::store::StoreError;
 
@@ -34,13 +34,11 @@ struct Placer {
 
 impl Merge for Placer {
     type Ask = NewHold;
-    type Answer = Result<Vec<u8>, BookingError>;
+    type Item = Vec<u8>;
+    type Error = BookingError;
 
-    async fn call(&self, concert_id: i64, asks: &[NewHold]) -> Vec<Self::Answer> {
-        match place_holds(&self.redis, concert_id, asks).await {
-            Ok(held) => held,
-            Err(e) => asks.iter().map(|_| Err(e.duplicate().into())).collect(),
-        }
+    async fn call(&self, concert_id: i64, asks: &[NewHold]) -> Result<Vec<Answer<Self>>, StoreError> {
+        place_holds(&self.redis, concert_id, asks).await
     }
 }
 
@@ -59,11 +57,7 @@ impl Holds {
     /// # Errors
     /// Gate errors and every refusal of `hold_seats.lua`, store failures.
     pub async fn place(&self, hold: NewHold) -> Result<Vec<u8>, BookingError> {
-        let concert_id = hold.concert_id;
-        self.lanes
-            .ask(concert_id, hold)
-            .await
-            .unwrap_or_else(|| Err(StoreError::Reply("hold lost".into()).into()))
+        self.lanes.ask(hold.concert_id, hold).await
     }
 
     /// Script calls made so far.

@@ -187,13 +187,7 @@ pub async fn place_holds(
     let reply = redis
         .eval(&redis.scripts().hold_seats, redis.keys().concert(concert_id), args)
         .await?;
-    if reply.len() != holds.len() * 2 {
-        return Err(StoreError::Reply(format!(
-            "{} slots for {} holds",
-            reply.len(),
-            holds.len()
-        )));
-    }
+    reply.expect_slots(holds.len(), 2)?;
     (0..holds.len()).map(|i| hold_outcome(&reply, i * 2)).collect()
 }
 

@@ -177,13 +177,7 @@ pub async fn get_tokens(
     let reply = redis
         .eval(&redis.scripts().get_tokens, redis.keys().concert(concert_id), args)
         .await?;
-    if reply.len() != reads.len() * 4 {
-        return Err(StoreError::Reply(format!(
-            "{} slots for {} reads",
-            reply.len(),
-            reads.len()
-        )));
-    }
+    reply.expect_slots(reads.len(), 4)?;
     (0..reads.len())
         .map(|i| {
             let at = i * 4;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::{get_tokens, QueueError, QueueToken, TokenView};
 use crate::config::QueueSettings;
-use crate::store::redis::lane::{Lanes, Merge};
+use crate::store::redis::lane::{Answer, Lanes, Merge};
 use crate::store::redis::RedisStore;
 use crate::store::StoreError;
 
@@ -35,13 +35,11 @@ struct Reads {
 
 impl Merge for Reads {
     type Ask = (QueueToken, Option<i64>);
-    type Answer = Result<TokenView, QueueError>;
+    type Item = TokenView;
+    type Error = QueueError;
 
-    async fn call(&self, concert_id: i64, asks: &[Self::Ask]) -> Vec<Self::Answer> {
-        match get_tokens(&self.redis, &self.settings, concert_id, asks).await {
-            Ok(views) => views,
-            Err(e) => asks.iter().map(|_| Err(e.duplicate().into())).collect(),
-        }
+    async fn call(&self, concert_id: i64, asks: &[Self::Ask]) -> Result<Vec<Answer<Self>>, StoreError> {
+        get_tokens(&self.redis, &self.settings, concert_id, asks).await
     }
 }
 
@@ -64,11 +62,7 @@ impl StatusReader {
     /// # Errors
     /// [`QueueError::TokenNotFound`], [`QueueError::Forbidden`], store failures.
     pub async fn get(&self, token: QueueToken, user_id: Option<i64>) -> Result<TokenView, QueueError> {
-        let concert_id = token.concert_id();
-        self.lanes
-            .ask(concert_id, (token, user_id))
-            .await
-            .unwrap_or_else(|| Err(StoreError::Reply("status read lost".into()).into()))
+        self.lanes.ask(token.concert_id(), (token, user_id)).await
     }
 
     /// Lanes running: concerts with reads in the last idle period.

@@ -225,18 +225,21 @@ async fn insert_ledger(tx: &Transaction<'_>, ledger: &[LedgerEvent], how: Ledger
         .map(|e| e.reference.as_deref().and_then(|r| Uuid::parse_str(r).ok()))
         .collect();
     let created: Vec<SystemTime> = ledger.iter().map(|e| at(e.at)).collect();
+    macro_rules! insert_rows {
+        ($tail:literal) => {
+            concat!(
+                "insert into wallet_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at)
+                 select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[])
+                   as u(user_id, version, kind, amount, before, after, ref, at) ",
+                $tail
+            )
+        };
+    }
     let sql = match how {
-        LedgerInsert::Plain => {
-            "insert into wallet_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at)
-             select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[])
-               as u(user_id, version, kind, amount, before, after, ref, at)
-              where not exists (select 1 from wallet_ledger l where l.user_id = u.user_id and l.version = u.version)"
-        }
-        LedgerInsert::Tolerant => {
-            "insert into wallet_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at)
-             select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[])
-             on conflict (user_id, version) do nothing"
-        }
+        LedgerInsert::Plain => insert_rows!(
+            "where not exists (select 1 from wallet_ledger l where l.user_id = u.user_id and l.version = u.version)"
+        ),
+        LedgerInsert::Tolerant => insert_rows!("on conflict (user_id, version) do nothing"),
     };
     let stmt = tx.prepare_cached(sql).await?;
     tx.execute(

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use fred::interfaces::{ClientLike, SetsInterface, StreamsInterface};
 use fred::types::streams::XID;
 use fred::types::{CustomCommand, Value};
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::try_join_all;
 
 use super::{BATCH, GROUP};
 use crate::store::redis::RedisStore;
@@ -252,25 +252,15 @@ pub async fn read_all(redis: &RedisStore) -> Result<Vec<Entry>, StoreError> {
     Ok(out)
 }
 
-/// Acknowledges persisted entries, every stream's at once.
+/// Acknowledges persisted entries of one stream.
 ///
 /// # Errors
 /// Redis failures (the entries are then delivered again: harmless).
 pub async fn ack(redis: &RedisStore, entries: &[Entry]) -> Result<(), StoreError> {
-    let mut by_stream: Vec<(&str, Vec<XID>)> = Vec::new();
-    for e in entries {
-        let id = XID::Manual(e.id().into());
-        match by_stream.iter_mut().find(|(s, _)| *s == &*e.stream) {
-            Some((_, ids)) => ids.push(id),
-            None => by_stream.push((&e.stream, vec![id])),
-        }
-    }
-    let acks = by_stream
-        .into_iter()
-        .map(|(stream, ids)| redis.client().xack::<i64, _, _, _>(stream, GROUP, ids));
-    for acked in join_all(acks).await {
-        acked?;
-    }
+    let Some(first) = entries.first() else { return Ok(()) };
+    debug_assert!(entries.iter().all(|e| e.stream == first.stream), "one stream's entries");
+    let ids: Vec<XID> = entries.iter().map(|e| XID::Manual(e.id().into())).collect();
+    let _: i64 = redis.client().xack(first.stream.as_ref(), GROUP, ids).await?;
     Ok(())
 }
 
@@ -361,21 +351,12 @@ fn into_bytes(value: Value) -> Bytes {
 }
 
 fn split_id_bytes(id: &[u8]) -> Option<(i64, i64)> {
-    let dash = id.iter().position(|&b| b == b'-')?;
-    Some((parse_digits(&id[..dash])?, parse_digits(&id[dash + 1..])?))
-}
-
-fn parse_digits(digits: &[u8]) -> Option<i64> {
-    if digits.is_empty() || digits.len() > 18 {
-        return None;
-    }
-    digits
-        .iter()
-        .try_fold(0i64, |n, &d| d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0')))
+    split_id(std::str::from_utf8(id).ok()?)
 }
 
 fn split_id(id: &str) -> Option<(i64, i64)> {
-    split_id_bytes(id.as_bytes())
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 fn next_id(id: &str) -> String {

@@ -18,15 +18,27 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::store::StoreError;
+
 /// How a kind of request is answered in bulk.
 pub trait Merge: Send + Sync + 'static {
     type Ask: Send + 'static;
-    type Answer: Send + 'static;
+    type Item: Send + 'static;
+    /// A refusal of one ask, or a store failure.
+    type Error: From<StoreError> + Send + 'static;
 
     /// Answers `asks`, all for the tag of `tag_id`: one answer each, in
-    /// order. A store failure is every ask's answer.
-    fn call(&self, tag_id: i64, asks: &[Self::Ask]) -> impl Future<Output = Vec<Self::Answer>> + Send;
+    /// order. A store failure fails the call, and the lane gives it to
+    /// every ask.
+    fn call(
+        &self,
+        tag_id: i64,
+        asks: &[Self::Ask],
+    ) -> impl Future<Output = Result<Vec<Answer<Self>>, StoreError>> + Send;
 }
+
+/// The answer to one ask.
+pub type Answer<M> = Result<<M as Merge>::Item, <M as Merge>::Error>;
 
 /// The lanes of one kind of request on this instance. Cheap to clone.
 pub struct Lanes<M: Merge> {
@@ -58,7 +70,7 @@ struct Inner<M: Merge> {
 /// A request waiting for its answer.
 struct Pending<M: Merge> {
     ask: M::Ask,
-    answer: oneshot::Sender<M::Answer>,
+    answer: oneshot::Sender<Answer<M>>,
 }
 
 type Lane<M> = mpsc::UnboundedReceiver<Pending<M>>;
@@ -80,15 +92,19 @@ impl<M: Merge> Lanes<M> {
     }
 
     /// The answer to `ask`, from the next call of the lane of `tag_id`.
-    /// `None` only if the call lost it (an answer missing from its reply).
-    pub async fn ask(&self, tag_id: i64, ask: M::Ask) -> Option<M::Answer> {
+    ///
+    /// # Errors
+    /// The ask's refusal, or the failure of the call that carried it.
+    pub async fn ask(&self, tag_id: i64, ask: M::Ask) -> Answer<M> {
         let (answer, answered) = oneshot::channel();
         let mut pending = Pending { ask, answer };
         // A lane that just stopped refuses it; the next try starts a new one.
         while let Err(mpsc::error::SendError(refused)) = self.lane(tag_id).send(pending) {
             pending = refused;
         }
-        answered.await.ok()
+        answered
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Reply(format!("{} lane dropped a request", self.inner.name)).into()))
     }
 
     /// Lanes running: tags with requests in the last idle period.
@@ -150,9 +166,17 @@ impl<M: Merge> Lanes<M> {
         metrics::histogram!("lane_requests_per_call", "lane" => self.inner.name).record(batch.len() as f64);
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
         let (asks, senders): (Vec<M::Ask>, Vec<_>) = batch.drain(..).map(|p| (p.ask, p.answer)).unzip();
-        let answers = self.inner.merge.call(tag_id, &asks).await;
-        for (sender, answer) in senders.into_iter().zip(answers) {
-            let _ = sender.send(answer);
+        match self.inner.merge.call(tag_id, &asks).await {
+            Ok(answers) => {
+                for (sender, answer) in senders.into_iter().zip(answers) {
+                    let _ = sender.send(answer);
+                }
+            }
+            Err(e) => {
+                for sender in senders {
+                    let _ = sender.send(Err(e.duplicate().into()));
+                }
+            }
         }
     }
 }

@@ -156,6 +156,21 @@ impl Reply {
         self.0.is_empty()
     }
 
+    /// Checks the reply of a script answering `count` requests with `slots`
+    /// elements each.
+    ///
+    /// # Errors
+    /// Any other length.
+    pub fn expect_slots(&self, count: usize, slots: usize) -> Result<(), StoreError> {
+        if self.0.len() == count * slots {
+            return Ok(());
+        }
+        Err(StoreError::Reply(format!(
+            "{} elements for {count} requests of {slots}",
+            self.0.len()
+        )))
+    }
+
     /// The element at `i` as text.
     ///
     /// # Errors
