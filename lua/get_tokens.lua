@@ -3,8 +3,9 @@
 -- (with an id, the token must be that user's).
 -- Returns four slots a pair, in order: {"OK", token JSON, position, eta} |
 -- {"TOKEN_NOT_FOUND", "", 0, 0} | {"FORBIDDEN", "", 0, 0}. A waiting token
--- read counts as a sighting. One call serves every status read that reached
--- an instance while its previous call ran, so admission runs once for all.
+-- read counts as a sighting (`sight`). One call serves every status read
+-- that reached an instance while its previous call ran, so admission runs
+-- once for all.
 -- O(k log n) for k tokens.
 local max, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
@@ -23,7 +24,7 @@ for i = 4, #ARGV - 1, 2 do
   elseif uid ~= '' and int(t.user_id) ~= uid then
     answer('FORBIDDEN', '', 0, 0)
   else
-    local position, wait = waiting_place(tok, t, now, max, ttl)
+    local position, wait = waiting_place(tok, t, now, max, ttl, idle)
     answer('OK', json, position, wait) -- the stored JSON, not encoded again
   end
 end

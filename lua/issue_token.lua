@@ -20,5 +20,5 @@ if not tok then
   })
   admit(now, max, ttl, idle)
 end
-local view = token_view(tok, jget(tok_key(tok)), now, max, ttl)
+local view = token_view(tok, jget(tok_key(tok)), now, max, ttl, idle)
 return { code, view[1], view[2], view[3] }

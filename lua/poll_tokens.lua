@@ -12,7 +12,7 @@ for i = 4, #ARGV do
   local tok = ARGV[i]
   local rank = redis.call('ZRANK', B .. 'q:wait', tok)
   if rank then
-    redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
+    sight(tok, now, idle)
     rate = rate or admission_rate(now)
     out[#out + 1] = 'W'
     out[#out + 1] = rank + 1

@@ -53,6 +53,24 @@ local function activate(tok, now, ttl)
   return true
 end
 
+-- Sightings are written only once the last one is a grain old (a
+-- twentieth of the idle timeout, at most 1 s): waiters poll far more often
+-- than that, and every write is a change to persist. A recorded sighting is
+-- thus up to a grain older than the real one, and a waiter is dropped only
+-- once the recorded one is older than the idle timeout plus a grain: never
+-- before the idle timeout, at most a grain after it.
+local function sighting_grain(idle)
+  return math.min(1000, idle / 20)
+end
+
+-- Marks a waiting token seen (at most once a grain).
+local function sight(tok, now, idle)
+  local seen = redis.call('ZSCORE', B .. 'q:seen', tok)
+  if seen and now - tonumber(seen) >= sighting_grain(idle) then
+    redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
+  end
+end
+
 -- Drops expired actives and idle waiters, then fills every free slot with
 -- the oldest live waiters. Exact because it runs inside one script.
 local function admit(now, max, ttl, idle)
@@ -60,7 +78,7 @@ local function admit(now, max, ttl, idle)
   for _, tok in ipairs(due) do
     expire_token(tok, now)
   end
-  local cutoff = now - idle
+  local cutoff = now - idle - sighting_grain(idle)
   local stale = redis.call('ZRANGEBYSCORE', B .. 'q:seen', '-inf', cutoff, 'LIMIT', 0, 1000)
   for _, tok in ipairs(stale) do
     expire_token(tok, now)
@@ -119,16 +137,16 @@ end
 
 -- Position and eta of a token (0, 0 unless waiting); a waiting token is
 -- also marked seen.
-local function waiting_place(tok, t, now, max, ttl)
+local function waiting_place(tok, t, now, max, ttl, idle)
   if t.status ~= 'WAITING' then return 0, 0 end
-  redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
+  sight(tok, now, idle)
   local position = redis.call('ZRANK', B .. 'q:wait', tok) + 1
   return position, eta(position, admission_rate(now), max, ttl)
 end
 
 -- {token JSON, position, eta}; a waiting token is also marked seen.
-local function token_view(tok, t, now, max, ttl)
-  local position, wait = waiting_place(tok, t, now, max, ttl)
+local function token_view(tok, t, now, max, ttl, idle)
+  local position, wait = waiting_place(tok, t, now, max, ttl, idle)
   return { cjson.encode(t), position, wait }
 end
 

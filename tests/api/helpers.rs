@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -68,6 +68,54 @@ pub struct TestApp {
     pub db_name: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Shared by every instance of the deployment; the last one gone
+    /// removes the data.
+    _data: Arc<TestData>,
+}
+
+/// A test's database and Redis keys, removed when the test is done with
+/// them, unless it failed (then they stay, to look at; `scripts/test.sh`
+/// removes what is left at its next run).
+struct TestData {
+    settings: Settings,
+    db_name: String,
+}
+
+impl Drop for TestData {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let (settings, db_name) = (self.settings.clone(), std::mem::take(&mut self.db_name));
+        // The test's runtime may be shutting down: a runtime of its own.
+        let removed = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime builds");
+            runtime.block_on(remove_data(&settings, &db_name));
+        })
+        .join();
+        if removed.is_err() {
+            eprintln!("could not remove the test's database and keys");
+        }
+    }
+}
+
+async fn remove_data(settings: &Settings, db_name: &str) {
+    let admin = admin_client(&settings.postgres.url).await;
+    let dropped = admin
+        .simple_query(&format!("drop database if exists \"{db_name}\" with (force)"))
+        .await;
+    let redis = RedisStore::connect(&settings.redis).await.expect("redis is reachable");
+    let deleted = ticketrush::reconcile::delete_all(&redis).await;
+    redis.quit().await;
+    if let Err(e) = dropped {
+        eprintln!("could not drop {db_name}: {e}");
+    }
+    if let Err(e) = deleted {
+        eprintln!("could not delete the keys of {db_name}: {e}");
+    }
 }
 
 /// A registered user and its key.
@@ -102,10 +150,14 @@ pub async fn spawn_app_with(config: TestConfig) -> TestApp {
     settings.queue.idle_timeout_seconds = config.idle_timeout_seconds;
     let db_name = format!("test_{}", Uuid::new_v4().simple());
     settings.postgres.url = create_database(&settings.postgres.url, &db_name).await;
-    start(settings, db_name, config.background).await
+    let data = Arc::new(TestData {
+        settings: settings.clone(),
+        db_name: db_name.clone(),
+    });
+    start(settings, db_name, config.background, data).await
 }
 
-async fn start(settings: Settings, db_name: String, background: Background) -> TestApp {
+async fn start(settings: Settings, db_name: String, background: Background, data: Arc<TestData>) -> TestApp {
     let pg = postgres::connect(&settings.postgres).expect("a valid database url");
     postgres::migrate::run(&pg)
         .await
@@ -135,11 +187,24 @@ async fn start(settings: Settings, db_name: String, background: Background) -> T
         db_name,
         stop: Some(stop),
         task: Some(task),
+        _data: data,
     }
 }
 
 /// Creates `name` on the server of `url` and returns the URL pointing to it.
 async fn create_database(url: &SecretString, name: &str) -> SecretString {
+    admin_client(url)
+        .await
+        .simple_query(&format!("create database \"{name}\""))
+        .await
+        .expect("a fresh database can be created");
+    let base = url.expose_secret();
+    let without_db = base.rsplit_once('/').map(|(head, _)| head).unwrap_or(base);
+    SecretString::from(format!("{without_db}/{name}"))
+}
+
+/// A session on the maintenance database of the server of `url`.
+async fn admin_client(url: &SecretString) -> tokio_postgres::Client {
     let mut admin = tokio_postgres::Config::from_str(url.expose_secret()).expect("a valid database url");
     admin.dbname("postgres");
     let (client, connection) = admin
@@ -148,12 +213,6 @@ async fn create_database(url: &SecretString, name: &str) -> SecretString {
         .expect("postgres is reachable");
     tokio::spawn(connection);
     client
-        .simple_query(&format!("create database \"{name}\""))
-        .await
-        .expect("a fresh database can be created");
-    let base = url.expose_secret();
-    let without_db = base.rsplit_once('/').map(|(head, _)| head).unwrap_or(base);
-    SecretString::from(format!("{without_db}/{name}"))
 }
 
 impl Drop for TestApp {
@@ -172,11 +231,24 @@ impl TestApp {
             writebehind: false,
             sweeper: true,
         };
-        start(self.settings.clone(), self.db_name.clone(), background).await
+        start(
+            self.settings.clone(),
+            self.db_name.clone(),
+            background,
+            self._data.clone(),
+        )
+        .await
     }
 
-    /// Stops the server and waits for it to finish shutting down.
+    /// Stops the server and waits for it to finish shutting down; its data
+    /// go with it.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.stop().await
+    }
+
+    /// Stops the server and waits for it to finish shutting down; its data
+    /// stay while `self` lives.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

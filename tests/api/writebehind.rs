@@ -229,7 +229,7 @@ async fn the_worker_inside_serve_persists_within_seconds_and_flushes_on_shutdown
     // Arrange
     let mut config = TestConfig::default();
     config.background.writebehind = true;
-    let app = spawn_app_with(config).await;
+    let mut app = spawn_app_with(config).await;
     // Act
     let user = app.create_user_with("carol", 5_000).await;
     // Assert: persisted by the server's own worker.
@@ -244,7 +244,7 @@ async fn the_worker_inside_serve_persists_within_seconds_and_flushes_on_shutdown
     // A charge right before shutdown is flushed by the final drain.
     assert_eq!(app.charge(&user, 1_000, None).await.status(), StatusCode::OK);
     let (redis, pg) = (app.redis.clone(), app.pg.clone());
-    app.shutdown().await.unwrap();
+    app.stop().await.unwrap();
     let rows = pg
         .get()
         .await

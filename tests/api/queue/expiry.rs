@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use fred::interfaces::SortedSetsInterface;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -47,6 +48,41 @@ async fn a_waiter_not_seen_for_the_idle_timeout_is_dropped_and_the_next_one_gets
         .await
         .get("activated_at")
         .is_none_or(Value::is_null));
+}
+
+/// When a waiter was last seen, as the scripts keep it (ms).
+async fn last_seen(app: &crate::helpers::TestApp, concert_id: i64, token: &str) -> f64 {
+    let key = format!("{}q:seen", app.redis.keys().concert(concert_id));
+    let seen: Option<f64> = app.redis.client().zscore(key, token).await.expect("redis answers");
+    seen.expect("a waiting token has a sighting")
+}
+
+#[tokio::test]
+async fn a_sighting_is_written_at_most_once_a_grain_and_then_moves_forward() {
+    // Arrange: one slot taken; idle timeout 60 s, so the grain is 1 s.
+    let (app, concert, fans) = waiting_room(super::config(1), 2).await;
+    let [_, waiter] = line_up(&app, &fans, concert.id).await;
+    let issued = last_seen(&app, concert.id, &waiter).await;
+
+    // Act: polls right after the issue, then one past the grain.
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        assert_eq!(app.token_status(&waiter).await["status"], "WAITING");
+    }
+    let after_quick_polls = last_seen(&app, concert.id, &waiter).await;
+    let quick = started.elapsed() < Duration::from_millis(900);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(app.token_status(&waiter).await["status"], "WAITING");
+    let after_grain = last_seen(&app, concert.id, &waiter).await;
+
+    // Assert
+    if quick {
+        assert_eq!(after_quick_polls, issued, "polls within the grain write no sighting");
+    }
+    assert!(
+        after_grain >= issued + 1_000.0,
+        "a poll past the grain moves the sighting forward: {issued} -> {after_grain}"
+    );
 }
 
 #[tokio::test]
