@@ -6,7 +6,8 @@
 -- read counts as a sighting (`sight`). One call serves every status read
 -- that reached an instance while its previous call ran, so admission runs
 -- once for all.
--- O(k log n) for k tokens.
+-- O(k log n) for k tokens; a token's JSON is decoded only to tell whose an
+-- ended token is.
 local max, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 admit(now, max, ttl, idle)
@@ -18,14 +19,15 @@ end
 for i = 4, #ARGV - 1, 2 do
   local tok, uid = ARGV[i], ARGV[i + 1]
   local json = redis.call('GET', tok_key(tok))
-  local t = json and cjson.decode(json)
-  if not t then
+  if not json then
     answer('TOKEN_NOT_FOUND', '', 0, 0)
-  elseif uid ~= '' and int(t.user_id) ~= uid then
+  elseif uid ~= '' and redis.call('HGET', B .. 'q:user', uid) ~= tok
+      and int(cjson.decode(json).user_id) ~= uid then
+    -- Not the user's live token, nor one of theirs that ended.
     answer('FORBIDDEN', '', 0, 0)
   else
-    local position, wait = waiting_place(tok, t, now, max, ttl, idle)
-    answer('OK', json, position, wait) -- the stored JSON, not encoded again
+    local position, wait = waiting_place(tok, now, max, ttl, idle)
+    answer('OK', json, position, wait) -- the stored JSON, not decoded
   end
 end
 return out

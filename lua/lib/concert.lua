@@ -135,18 +135,19 @@ local function eta(position, rate, max, ttl)
   return math.ceil(position / max) * math.ceil(ttl / 1000)
 end
 
--- Position and eta of a token (0, 0 unless waiting); a waiting token is
--- also marked seen.
-local function waiting_place(tok, t, now, max, ttl, idle)
-  if t.status ~= 'WAITING' then return 0, 0 end
+-- Position and eta of a token (0, 0 unless waiting: every WAITING token is
+-- in q:wait, no other is, so the token's JSON is not needed); a waiting
+-- token is also marked seen.
+local function waiting_place(tok, now, max, ttl, idle)
+  local rank = redis.call('ZRANK', B .. 'q:wait', tok)
+  if not rank then return 0, 0 end
   sight(tok, now, idle)
-  local position = redis.call('ZRANK', B .. 'q:wait', tok) + 1
-  return position, eta(position, admission_rate(now), max, ttl)
+  return rank + 1, eta(rank + 1, admission_rate(now), max, ttl)
 end
 
 -- {token JSON, position, eta}; a waiting token is also marked seen.
 local function token_view(tok, t, now, max, ttl, idle)
-  local position, wait = waiting_place(tok, t, now, max, ttl, idle)
+  local position, wait = waiting_place(tok, now, max, ttl, idle)
   return { cjson.encode(t), position, wait }
 end
 

@@ -100,6 +100,14 @@ async fn a_token_reads_with_no_key_or_its_owners_key_but_not_another_users() {
     assert_eq!(body["status"], "ACTIVE");
     assert_problem(as_stranger, 403, "FORBIDDEN").await;
     assert_problem(bad_key, 401, "UNAUTHENTICATED").await;
+
+    // An ended token is still its owner's alone.
+    leave_ok(&app, owner, &token).await;
+    let ended = app.get(&format!("/v1/queue/tokens/{token}"), Some(owner)).await;
+    assert_eq!(ended.status(), StatusCode::OK);
+    assert_eq!(ended.json::<Value>().await.unwrap()["status"], "EXPIRED");
+    let as_stranger = app.get(&format!("/v1/queue/tokens/{token}"), Some(stranger)).await;
+    assert_problem(as_stranger, 403, "FORBIDDEN").await;
 }
 
 #[tokio::test]
