@@ -12,7 +12,9 @@
 //! On a shared machine the load changes between criterion's two groups, so
 //! the run ends with paired rounds (`WB_BENCH_PAIRS`, default 10): each
 //! drains a batch and then inserts as many bare rows, and the median of the
-//! rounds' ratios is printed.
+//! rounds' ratios is printed, with the CPU time that Postgres, Redis and this
+//! process spent in each half (from `/proc`, on Linux): the ceiling only
+//! pays Postgres, the worker pays all three on the same cores.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -155,13 +157,18 @@ async fn paired_rounds(f: &mut Fixture, n: usize, mut round: i64) {
         .unwrap_or(10usize)
         .max(1);
     let mut ratios = Vec::new();
+    let (mut worker_cpu, mut bare_cpu) = (Vec::new(), Vec::new());
     for _ in 0..pairs {
         fill(f, n).await;
+        let before = CpuTimes::now();
         let started = Instant::now();
         assert_eq!(drain(f).await, n);
         let worker = started.elapsed();
+        let between = CpuTimes::now();
         round += 1;
         ratios.push(bare_insert(f, n, round).await.as_secs_f64() / worker.as_secs_f64());
+        worker_cpu.push(between.since(&before));
+        bare_cpu.push(CpuTimes::now().since(&between));
     }
     ratios.sort_by(f64::total_cmp);
     let median = ratios[ratios.len() / 2];
@@ -171,6 +178,59 @@ async fn paired_rounds(f: &mut Fixture, n: usize, mut round: i64) {
         ratios[0] * 100.0,
         ratios[ratios.len() - 1] * 100.0
     );
+    for (name, spent) in [("worker drain", worker_cpu), ("bare insert", bare_cpu)] {
+        let [pg, redis, this] = [0, 1, 2].map(|i| median_of(spent.iter().map(|c| c[i]).collect()));
+        println!(
+            "writebehind CPU ms per {n} events, {name} (median): Postgres {pg}, Redis {redis}, this process {this}"
+        );
+    }
+}
+
+/// CPU time (ms) so far of the Postgres server processes, the Redis server
+/// and this process, read from `/proc` (zeros elsewhere).
+struct CpuTimes([u64; 3]);
+
+impl CpuTimes {
+    fn now() -> Self {
+        let mut spent = [0; 3];
+        let me = std::process::id().to_string();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // `pid (comm) state ...`: utime and stime are the 12th and 13th
+            // fields after the command name.
+            let Some((head, tail)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let comm = head.split_once('(').map_or("", |(_, c)| c);
+            let fields: Vec<&str> = tail.split_whitespace().collect();
+            let ticks: u64 = fields
+                .get(11..13)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum();
+            let slot = match comm {
+                c if c.starts_with("postgres") => 0,
+                c if c.starts_with("redis-server") => 1,
+                _ if pid == me => 2,
+                _ => continue,
+            };
+            spent[slot] += ticks * 10; // USER_HZ is 100 on Linux
+        }
+        Self(spent)
+    }
+
+    fn since(&self, earlier: &Self) -> [u64; 3] {
+        [0, 1, 2].map(|i| self.0[i].saturating_sub(earlier.0[i]))
+    }
+}
+
+fn median_of(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values[values.len() / 2]
 }
 
 fn writebehind(c: &mut Criterion) {
