@@ -54,13 +54,14 @@ local function activate(tok, now, ttl)
 end
 
 -- Sightings are written only once the last one is a grain old (a
--- twentieth of the idle timeout, at most 1 s): waiters poll far more often
--- than that, and every write is a change to persist. A recorded sighting is
--- thus up to a grain older than the real one, and a waiter is dropped only
--- once the recorded one is older than the idle timeout plus a grain: never
--- before the idle timeout, at most a grain after it.
+-- twentieth of the idle timeout: 3 s of the default 60 s): waiters poll
+-- more often than that, and every write costs a sorted-set update and its
+-- propagation. A recorded sighting is thus up to a grain older than the
+-- real one, and a waiter is dropped only once the recorded one is older
+-- than the idle timeout plus a grain: never before the idle timeout, at
+-- most a grain after it.
 local function sighting_grain(idle)
-  return math.min(1000, idle / 20)
+  return idle / 20
 end
 
 -- Marks a waiting token seen (at most once a grain).

@@ -59,8 +59,13 @@ async fn last_seen(app: &crate::helpers::TestApp, concert_id: i64, token: &str) 
 
 #[tokio::test]
 async fn a_sighting_is_written_at_most_once_a_grain_and_then_moves_forward() {
-    // Arrange: one slot taken; idle timeout 60 s, so the grain is 1 s.
-    let (app, concert, fans) = waiting_room(super::config(1), 2).await;
+    // Arrange: one slot taken; idle timeout 20 s, so the grain is 1 s.
+    let config = TestConfig {
+        active_max: 1,
+        idle_timeout_seconds: 20,
+        ..TestConfig::default()
+    };
+    let (app, concert, fans) = waiting_room(config, 2).await;
     let [_, waiter] = line_up(&app, &fans, concert.id).await;
     let issued = last_seen(&app, concert.id, &waiter).await;
 
