@@ -1,6 +1,7 @@
 -- poll_tokens: KEYS[1] concert base; ARGV[1] active max, ARGV[2] active
 -- ttl ms, ARGV[3] idle timeout ms, ARGV[4..] tokens with an open stream.
--- One call a tick per concert serves every event stream of an instance.
+-- Each tick, an instance's open streams of a concert are served by one
+-- call per 250 of them (`CHUNK` in src/queue/hub.rs).
 -- Returns {now, then per token: status "W"|"A"|"E", position or
 -- active_until, eta}. Waiting tokens are marked seen. O(k log n).
 local max, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])

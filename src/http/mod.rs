@@ -1,11 +1,15 @@
 //! The HTTP server on bare hyper 1: accept loop, graceful shutdown, request
-//! metrics, and the translation between requests and the domain.
+//! metrics, and the translation between requests and the domain. Queue
+//! event streams asked for on a fresh connection are written beside hyper
+//! ([`events`]), for memory.
 
 mod auth;
 pub mod body;
 pub mod error;
+mod events;
 mod handlers;
 pub mod rate;
+mod rewind;
 pub mod router;
 
 use std::convert::Infallible;
@@ -14,14 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
-use http::{Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 pub use body::Body;
@@ -39,10 +43,12 @@ use crate::user::AuthCache;
 /// How long in-flight requests may take to finish once shutdown begins.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// How long a client may take to send its request headers. In hyper this
-/// also bounds the wait for the next request on a kept-alive connection, so
-/// it is the idle timeout too: kept above the usual client pool idle time,
-/// so that a client rarely reuses a connection the server is just closing.
+/// How long a client may take to send its request headers (counted from
+/// the connection's start for its first request, event streams included).
+/// In hyper this also bounds the wait for the next request on a kept-alive
+/// connection, so it is the idle timeout too: kept above the usual client
+/// pool idle time, so that a client rarely reuses a connection the server
+/// is just closing.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Pending connections the kernel queues for us (capped by `somaxconn`):
@@ -84,7 +90,8 @@ pub struct AppState {
     /// Per-client rate limits of this instance.
     pub limits: rate::RateLimits,
     /// Cancelled when shutdown begins: long-lived responses (event streams)
-    /// end on it, so that draining does not wait for them.
+    /// end on it, so that draining does not wait for them; connections not
+    /// yet routed close on it.
     pub shutdown: CancellationToken,
 }
 
@@ -94,6 +101,8 @@ pub struct AppState {
 /// # Errors
 /// None in practice: accept errors are logged and the loop goes on.
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // Every connection holds a watcher, hyper's and event streams alike, so
+    // the drain waits for both; event streams end on `state.shutdown`.
     let graceful = GracefulShutdown::new();
     // HTTP/1.1 only: every client of the API speaks it, and the protocol
     // sniffing of hyper-util's `auto` builder doubles each connection's read
@@ -103,6 +112,10 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
+    // Shared, not cloned into each connection: a connection's task keeps
+    // what it holds for its whole life.
+    let builder = Arc::new(builder);
+    let state = Arc::new(state);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -116,22 +129,9 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                // Boxed: hyper keeps a connection's service future in place
-                // for the life of the connection, and the handlers' futures
-                // take kilobytes; a box holds them only while they run.
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    Box::pin(async move { Ok::<_, Infallible>(handle(&state, req).await) })
-                });
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+                // The connection's own task reads from the client, never this loop.
+                let connection = serve_connection(stream, state.clone(), builder.clone(), graceful.watcher());
+                tokio::spawn(connection);
             }
             () = &mut shutdown => break,
         }
@@ -144,6 +144,42 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
         () = tokio::time::sleep(DRAIN_DEADLINE) => tracing::warn!("drain deadline passed; closing"),
     }
     Ok(())
+}
+
+/// Serves one connection: an event stream asked for by its first request is
+/// written by [`events`], anything else is served by hyper. `watcher` lives
+/// as long as the connection, so that the drain waits for it.
+async fn serve_connection(stream: TcpStream, state: Arc<AppState>, builder: Arc<http1::Builder>, watcher: Watcher) {
+    // Events and answers are small and go out at once.
+    let _ = stream.set_nodelay(true);
+    let deadline = tokio::time::Instant::now() + HEADER_READ_TIMEOUT;
+    // Boxed, as hyper's connection below: reading and answering a request
+    // takes kilobytes, needed only until it is answered, and a connection
+    // handed to hyper keeps this task for its whole life.
+    let routed = Box::pin(events::answer(stream, &state, deadline)).await;
+    match routed {
+        // A task of its own, sized for the stream alone; this one ends.
+        events::Routed::Stream(writer) => {
+            tokio::spawn(writer.watched_by(watcher));
+        }
+        events::Routed::Hyper(io) => Box::pin(serve_hyper(io, state, &builder, watcher)).await,
+        events::Routed::Closed => {}
+    }
+}
+
+/// Serves a connection with hyper until the client or shutdown closes it.
+async fn serve_hyper(io: rewind::Rewind, state: Arc<AppState>, builder: &http1::Builder, watcher: Watcher) {
+    // Boxed: hyper keeps a connection's service future in place for the
+    // life of the connection, and the handlers' futures take kilobytes; a
+    // box holds them only while they run.
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        Box::pin(async move { Ok::<_, Infallible>(handle(&state, req).await) })
+    });
+    let connection = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
+    if let Err(e) = connection.await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Routes one request and records its count and latency.
@@ -160,12 +196,19 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
         router::Match::MethodNotAllowed(pattern) => (ApiError::MethodNotAllowed.into_response(), pattern),
         router::Match::NotFound => (ApiError::NotFound.into_response(), "unmatched"),
     };
+    record(label, &method, response.status(), started);
+    response
+}
+
+/// Counts one answered request and the time its handler took to answer,
+/// labelled by route pattern, method and status; hyper's requests and the
+/// event streams of [`events`] alike.
+fn record(route: &str, method: &Method, status: StatusCode, started: Instant) {
     let labels = [
-        ("route", label.to_owned()),
+        ("route", route.to_owned()),
         ("method", method.as_str().to_owned()),
-        ("status", response.status().as_str().to_owned()),
+        ("status", status.as_str().to_owned()),
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
-    response
 }

@@ -283,6 +283,16 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `GET path` with an optional user key, as the first request of a new
+    /// connection (a client of its own, so no pooled connection is reused).
+    pub async fn get_on_new_connection(&self, path: &str, user: Option<&TestUser>) -> Response {
+        let client = reqwest::Client::new();
+        with_user(client.get(format!("{}{path}", self.base)), user)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// `POST path` with a JSON body and an optional user key.
     pub async fn post(&self, path: &str, body: &Value, user: Option<&TestUser>) -> Response {
         with_user(self.request(Method::POST, path), user)

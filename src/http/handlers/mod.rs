@@ -12,6 +12,8 @@ use hyper::body::Incoming;
 
 use super::{ApiError, AppState, Body, Route};
 
+pub use queue::stream_queue_events;
+
 /// Calls the handler of `route`.
 pub async fn dispatch(
     state: &AppState,
@@ -32,7 +34,7 @@ pub async fn dispatch(
         Route::IssueQueueToken => queue::issue_queue_token(state, req).await,
         Route::GetQueueToken => queue::get_queue_token(state, req, param).await,
         Route::LeaveQueue => queue::leave_queue(state, req, param).await,
-        Route::StreamQueueEvents => queue::stream_queue_events(state, req, param).await,
+        Route::StreamQueueEvents => queue::stream_queue_events(state, req.headers(), param).await,
         Route::CreateConcert => booking::create_concert(state, req).await,
         Route::ListConcerts => booking::list_concerts(state).await,
         Route::GetConcert => booking::get_concert(state, param).await,

@@ -1,6 +1,6 @@
 //! The waiting room (API.md "Waiting queue").
 
-use http::{Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
@@ -51,13 +51,16 @@ pub async fn leave_queue(state: &AppState, req: Request<Incoming>, param: &str) 
 }
 
 /// API.md "Waiting queue": `GET /v1/queue/tokens/{token}/events` — SSE.
+///
+/// Takes the request's headers alone: hyper's route and the event streams
+/// served beside hyper (`http::events`) both answer through this function.
 pub async fn stream_queue_events(
     state: &AppState,
-    req: Request<Incoming>,
+    headers: &HeaderMap,
     param: &str,
 ) -> Result<Response<Body>, ApiError> {
     state.limits.poll(param).map_err(ApiError::RateLimited)?;
-    let user = auth::optional_user(state, req.headers()).await?;
+    let user = auth::optional_user(state, headers).await?;
     let token = token(param)?;
     let first = state.status.get(token.clone(), user).await?;
     Ok(state.hub.stream(token, first, state.shutdown.clone()))

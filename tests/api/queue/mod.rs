@@ -3,6 +3,7 @@
 //! files below live here.
 
 mod admission;
+mod connections;
 mod events;
 mod expiry;
 mod gate;
@@ -10,6 +11,7 @@ mod issue;
 mod leave;
 mod reads;
 mod status;
+mod wire;
 
 use fred::interfaces::{KeysInterface, SortedSetsInterface};
 use futures_util::future::join_all;
@@ -118,7 +120,10 @@ fn rfc3339_ms(value: &Value) -> i64 {
         .timestamp_millis()
 }
 
-/// Opens the event stream of a token (optionally with a user key).
+/// Opens the event stream of a token (optionally with a user key) on a new
+/// connection, as a browser's `EventSource` mostly does: the server writes
+/// it beside hyper (`http::events`).
 async fn open_events(app: &TestApp, token: &str, user: Option<&TestUser>) -> Response {
-    app.get(&format!("/v1/queue/tokens/{token}/events"), user).await
+    app.get_on_new_connection(&format!("/v1/queue/tokens/{token}/events"), user)
+        .await
 }
