@@ -7,17 +7,14 @@
 local max, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 admit(now, max, ttl, idle)
-local rate = nil
 local out = { now }
 for i = 4, #ARGV do
   local tok = ARGV[i]
-  local rank = redis.call('ZRANK', B .. 'q:wait', tok)
-  if rank then
-    sight(tok, now, idle)
-    rate = rate or admission_rate(now)
+  local position, wait = waiting_place(tok, now, max, ttl, idle)
+  if position > 0 then
     out[#out + 1] = 'W'
-    out[#out + 1] = rank + 1
-    out[#out + 1] = eta(rank + 1, rate, max, ttl)
+    out[#out + 1] = position
+    out[#out + 1] = wait
   else
     local until_ms = redis.call('ZSCORE', B .. 'q:act', tok)
     if until_ms then

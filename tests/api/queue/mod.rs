@@ -124,6 +124,5 @@ fn rfc3339_ms(value: &Value) -> i64 {
 /// connection, as a browser's `EventSource` mostly does: the server writes
 /// it beside hyper (`http::events`).
 async fn open_events(app: &TestApp, token: &str, user: Option<&TestUser>) -> Response {
-    app.get_on_new_connection(&format!("/v1/queue/tokens/{token}/events"), user)
-        .await
+    app.get_on_new_connection(&wire::events_path(token), user).await
 }
