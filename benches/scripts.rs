@@ -8,8 +8,9 @@
 //! - `pay`: `payment::pay` (three scripts) after a hold, timed alone and
 //!   together with the hold;
 //! - `queue_issue`, `queue_status`: `queue::issue_token` (`SADD` + script)
-//!   and `queue::get_token` (one script), and bursts of 64 status reads,
-//!   one script each or merged by `queue::StatusReader`;
+//!   and `queue::get_token` (one script), the same read alone through
+//!   `queue::StatusReader`, and bursts of 64 status reads, one script each
+//!   or merged by the reader;
 //! - `seat_map`: `booking::seat_map` of a 20,000-seat schedule (one script
 //!   returning 20 KB, then the rendering); it also checks that the copy of
 //!   `render_seat_map` the `http` bench measures renders the same bytes.
@@ -632,6 +633,20 @@ fn queue(c: &mut Criterion, lazy: &Lazy<Fx>) {
                 .await
                 .expect("status");
             debug_assert_eq!(view.status, "WAITING");
+            black_box(view)
+        });
+    });
+    // A lone read through the instance's `StatusReader`: the same call as
+    // `get_token`, plus the hand-off to the concert's lane and back.
+    group.bench_function("status_reader", |b| {
+        let f = lazy.get();
+        let reader = queue::StatusReader::new(f.redis.clone(), f.rush.clone());
+        let reader = &reader;
+        b.to_async(&lazy.rt).iter(|| async move {
+            let view = reader
+                .get(f.waiter.token.clone(), Some(f.waiter.id))
+                .await
+                .expect("status");
             black_box(view)
         });
     });

@@ -3,7 +3,9 @@
 // auth: what hyper and our accept loop cost), or, with TARGET_URL, METHOD
 // and BODY, the hold request against `examples/ceiling.rs` (hyper plus one
 // EVALSHA). loadtest/run.sh runs it with the VUS of the scenario it is the
-// ceiling of.
+// ceiling of. With RATE set, requests start at that steady rate instead,
+// by at most VUS VUs (an open model, as in hold.js): the latency floor that
+// the steady-rate step of a scenario is compared with.
 //
 //   BASE_URL=http://127.0.0.1:8080 k6 run loadtest/healthz.js
 
@@ -18,11 +20,22 @@ const TARGET_URL = env('TARGET_URL', `${BASE_URL}/healthz`);
 const METHOD = env('METHOD', 'GET');
 const BODY = env('BODY', '');
 const NAME = env('NAME', 'healthz');
+const RATE = envInt('RATE', 0, 0, 100000);
 assertLoopback(TARGET_URL);
 
 export const options = {
   scenarios: {
-    bare: { executor: 'constant-vus', vus: VUS, duration: `${DURATION_SECONDS}s`, gracefulStop: '5s' },
+    bare: RATE > 0
+      ? {
+          executor: 'constant-arrival-rate',
+          rate: RATE,
+          timeUnit: '1s',
+          preAllocatedVUs: VUS,
+          maxVUs: VUS,
+          duration: `${DURATION_SECONDS}s`,
+          gracefulStop: '5s',
+        }
+      : { executor: 'constant-vus', vus: VUS, duration: `${DURATION_SECONDS}s`, gracefulStop: '5s' },
   },
   thresholds: {
     ...endpointThresholds([NAME], P95_MS, P99_MS),
@@ -44,5 +57,5 @@ export default function () {
 
 export function handleSummary(data) {
   const rows = [endpointStats(data, NAME, DURATION_SECONDS)];
-  return report(data, NAME, rows, { target: `${METHOD} ${TARGET_URL}`, vus: VUS });
+  return report(data, NAME, rows, { target: `${METHOD} ${TARGET_URL}`, vus: VUS, rate: RATE });
 }

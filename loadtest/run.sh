@@ -550,6 +550,15 @@ scenario_hold() {
     run_step hold ceiling k6 k6 "$dir/ceiling.json" ceiling "$CEILING_PID" "" -- \
       k6_run hold ceiling loadtest/healthz.js "$dir/ceiling.json" $((secs + 60)) VUS="$vus" DURATION_SECONDS="$secs" \
       TARGET_URL="$CEILING_URL/v1/reservations" METHOD=POST BODY="$body" NAME=ceiling
+    if ((rate > 0)); then
+      # The latency floor of the steady step: the same open model against
+      # the ceiling, so that scheduling noise of the machine shows in both.
+      step "hold: ceiling at a steady $rate requests/s (open model, at most $vus connections, $secs s)"
+      run_step hold ceiling_steady k6 k6 "$dir/ceiling-steady.json" ceiling "$CEILING_PID" "" -- \
+        k6_run hold ceiling_steady loadtest/healthz.js "$dir/ceiling-steady.json" $((secs + 60)) VUS="$vus" \
+        DURATION_SECONDS="$secs" TARGET_URL="$CEILING_URL/v1/reservations" METHOD=POST BODY="$body" NAME=ceiling \
+        RATE="$rate"
+    fi
   fi
   if [[ $WRK == 1 && -s $fixture ]]; then
     step "hold: hold under wrk ($WRK_THREADS thread, $WRK_CONNECTIONS connections, $WRK_SECONDS s)"

@@ -1,9 +1,9 @@
 //! The sweeper: keeps every concert moving when nobody polls.
 //!
-//! Every [`TICK`], for each concert, one `sweep_concert.lua` call admits
-//! waiters into free slots, expires due holds (in batches) and reports the
-//! payments and refunds a crash left half-done, which are then finished
-//! here. Every instance may run it: the scripts make concurrent sweeps safe.
+//! Every [`TICK`], for each concert, `sweep_concert.lua` admits waiters
+//! into free slots, expires due holds (in small calls, as many as are due)
+//! and reports the payments and refunds a crash left half-done, which are
+//! then finished here. Every instance may run it: the scripts make concurrent sweeps safe.
 
 use std::time::Duration;
 
@@ -23,8 +23,16 @@ const TICK: Duration = Duration::from_millis(250);
 /// A saga step older than this was abandoned by a crashed process.
 pub const SAGA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most holds released (and sagas recovered) per concert per sweep.
-const BATCH: i64 = 200;
+/// Most holds released (and sagas recovered) per script call. A release is
+/// a dozen commands and a JSON rewrite, and Redis runs a script call alone:
+/// small calls keep the requests that arrive meanwhile (when thousands of
+/// holds lapse at once at the end of a rush) from waiting behind one long
+/// call.
+const BATCH: i64 = 16;
+
+/// Most script calls per concert per tick, while each releases a full
+/// batch (256 holds a tick, 1,024 a second, per concert).
+const CALLS_PER_TICK: usize = 16;
 
 /// What one sweep of one concert found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -51,7 +59,9 @@ pub async fn run_until_stopped(redis: RedisStore, settings: std::sync::Arc<Setti
     }
 }
 
-/// Sweeps every concert once, finishing sagas older than `saga_timeout`.
+/// Sweeps every concert once (in calls of [`BATCH`] releases, as many as
+/// are due up to [`CALLS_PER_TICK`]), finishing sagas older than
+/// `saga_timeout`.
 ///
 /// # Errors
 /// Redis failures.
@@ -66,12 +76,24 @@ pub async fn sweep_all(
         .await?;
     let mut out = Vec::with_capacity(ids.len());
     for concert_id in ids {
-        out.push(sweep_concert(redis, settings, concert_id, saga_timeout).await?);
+        let mut sweep = sweep_concert(redis, settings, concert_id, saga_timeout).await?;
+        let (mut last, mut calls) = (sweep.released, 1);
+        while last == BATCH && calls < CALLS_PER_TICK {
+            let next = sweep_concert(redis, settings, concert_id, saga_timeout).await?;
+            last = next.released;
+            sweep = Sweep {
+                released: sweep.released + next.released,
+                recovered: sweep.recovered + next.recovered,
+                ..next
+            };
+            calls += 1;
+        }
+        out.push(sweep);
     }
     Ok(out)
 }
 
-/// Sweeps one concert.
+/// Sweeps one concert: one script call, at most [`BATCH`] releases.
 ///
 /// # Errors
 /// Redis failures.

@@ -190,6 +190,13 @@ def print_table(result):
                   f"{e.get('peak_lag_seconds')} s, backlog {e.get('peak_backlog')}); drained in {e.get('drain_seconds')} s")
         elif e["kind"] == "verify":
             print(f"{e['scenario']}: ticketrush verify: {e.get('detail')}")
+    steady = {s["step"]: s["rows"][0] for s in result["steps"]
+              if s["scenario"] == "hold" and s["step"] in ("hold_steady", "ceiling_steady") and s["rows"]}
+    if len(steady) == 2:
+        hold, floor = steady["hold_steady"], steady["ceiling_steady"]
+        print(f"latency at a steady rate, hold vs ceiling [k6]: p50 {hold['p50_ms']:.2f} vs {floor['p50_ms']:.2f} ms, "
+              f"p95 {hold['p95_ms']:.2f} vs {floor['p95_ms']:.2f} ms, p99 {hold['p99_ms']:.2f} vs "
+              f"{floor['p99_ms']:.2f} ms (target: hold p99 < 5 ms)")
     for r in result["ratios"]:
         target = f" (target >= {r['target']:.0%})" if r["target"] else ""
         below = " BELOW TARGET" if r["target"] and r["value"] < r["target"] else ""

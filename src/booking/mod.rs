@@ -13,7 +13,7 @@ pub use catalog::{Catalog, Concert, NewConcert, Schedule};
 pub use holds::Holds;
 pub use reservation::{
     cancel_reservation, find_reservation, hold_seats, list_user_reservations, place_holds, recover_refund,
-    reservation_concerts, user_concerts, NewHold, ReservationState, ReservationView,
+    refund_steps_only, reservation_concerts, user_concerts, NewHold, ReservationState, ReservationView,
 };
 pub use seat::{available_schedules, render_seat_map, seat_map, SeatFilter, SeatSelection};
 

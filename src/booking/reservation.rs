@@ -333,16 +333,7 @@ pub async fn cancel_reservation(redis: &RedisStore, user_id: i64, id: &Uuid) -> 
 /// Steps 2 and 3 of the refund saga; both idempotent, so a crash anywhere
 /// is finished by running them again ([`recover_refund`]).
 async fn finish_refund(redis: &RedisStore, r: ReservationState) -> Result<ReservationState, BookingError> {
-    let credit = redis
-        .eval(
-            &redis.scripts().credit_refund,
-            redis.keys().wallet(r.user_id),
-            vec![r.user_id.into(), r.id.as_str().into(), r.amount.into()],
-        )
-        .await?;
-    if let Status::Refused(refusal, _) = credit.status()? {
-        return Err(StoreError::Reply(format!("refund credit refused: {refusal:?}")).into());
-    }
+    credit_refund(redis, &r).await?;
     let done = redis
         .eval(
             &redis.scripts().finish_refund,
@@ -354,6 +345,55 @@ async fn finish_refund(redis: &RedisStore, r: ReservationState) -> Result<Reserv
         Status::Done(_) => Ok(ReservationState::decode(done.bytes(1)?)?),
         Status::Refused(refusal, d) => Err(BookingError::from_refusal(refusal, d)),
     }
+}
+
+/// Step 2 of the refund saga: the wallet is credited, once per reservation.
+async fn credit_refund(redis: &RedisStore, r: &ReservationState) -> Result<(), BookingError> {
+    let credit = redis
+        .eval(
+            &redis.scripts().credit_refund,
+            redis.keys().wallet(r.user_id),
+            vec![r.user_id.into(), r.id.as_str().into(), r.amount.into()],
+        )
+        .await?;
+    match credit.status()? {
+        Status::Done(_) => Ok(()),
+        Status::Refused(refusal, _) => Err(StoreError::Reply(format!("refund credit refused: {refusal:?}")).into()),
+    }
+}
+
+/// Runs step 1 of the refund of a confirmed reservation (and step 2, the
+/// credit, with `credit`) and stops, as a process that crashed there
+/// would. Only for recovery tests and drills.
+///
+/// # Errors
+/// The refusals of [`cancel_reservation`], store failures.
+#[doc(hidden)]
+pub async fn refund_steps_only(
+    redis: &RedisStore,
+    user_id: i64,
+    id: &Uuid,
+    credit: bool,
+) -> Result<ReservationState, BookingError> {
+    let Some(found) = find_reservation(redis, user_id, id).await? else {
+        return Err(BookingError::ReservationNotFound);
+    };
+    let reply = redis
+        .eval(
+            &redis.scripts().cancel_reservation,
+            redis.keys().concert(found.concert_id),
+            vec![user_id.into(), id.to_string().into()],
+        )
+        .await?;
+    let r = match reply.status()? {
+        Status::Done("REFUND") => ReservationState::decode(reply.bytes(1)?)?,
+        Status::Done(other) => return Err(StoreError::Reply(format!("not a refund: {other}")).into()),
+        Status::Refused(r, d) => return Err(BookingError::from_refusal(r, d)),
+    };
+    if credit {
+        credit_refund(redis, &r).await?;
+    }
+    Ok(r)
 }
 
 /// Finishes a refund a crash left half-done (found by the sweeper).

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use ticketrush::sweeper::{sweep_all, SAGA_TIMEOUT};
 
 use super::PRICE;
 use crate::helpers::{assert_problem, id_of, spawn_app_with, TestConfig};
@@ -89,4 +90,35 @@ async fn lapsed_holds_stop_counting_against_the_purchase_limit() {
 
     // Assert
     assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn one_sweep_releases_every_lapsed_hold_in_small_script_calls() {
+    // Arrange: 40 one-seat holds (more than one script call releases)
+    // lapse with no sweeper running and nobody reading them.
+    let mut config = TestConfig {
+        hold_ttl_seconds: 1,
+        ..TestConfig::default()
+    };
+    config.background.sweeper = false;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_simple_concert(40, PRICE, 10).await;
+    let mut seats = 1..=40;
+    for name in ["a", "b", "c", "d"] {
+        let (fan, token) = app.fan(name, 0, concert.id).await;
+        for seat in seats.by_ref().take(10) {
+            app.hold_ok(&fan, &token, concert.schedule_id, &[seat]).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    // Act
+    let sweeps = sweep_all(&app.redis, &app.settings, SAGA_TIMEOUT).await.expect("sweep");
+
+    // Assert
+    assert_eq!(sweeps.len(), 1);
+    assert_eq!((sweeps[0].released, sweeps[0].holds), (40, 0), "{sweeps:?}");
+    let (viewer, token) = app.fan("viewer", 0, concert.id).await;
+    let map = app.seat_map(&viewer, &token, concert.schedule_id).await;
+    assert!(map.iter().all(|s| s == "AVAILABLE"), "{map:?}");
 }

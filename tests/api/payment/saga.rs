@@ -1,11 +1,14 @@
-//! Recovery of a payment saga that crashed between its steps: money is
-//! neither lost nor created (DESIGN.md "The flows", API.md "Payments").
+//! Recovery of a payment or refund saga that crashed between its steps:
+//! money is neither lost nor created (DESIGN.md "The flows", API.md
+//! "Payments", "Reservations").
 
 use std::time::Duration;
 
 use serde_json::Value;
+use ticketrush::booking::refund_steps_only;
 use ticketrush::payment::debit_only;
 use ticketrush::sweeper::sweep_concert;
+use uuid::Uuid;
 
 use super::{begin_payment_only, get_payment, payment_entries, PRICE};
 use crate::helpers::{assert_problem, id_of, spawn_app, spawn_app_with, TestConfig};
@@ -175,4 +178,72 @@ async fn a_debited_payment_is_confirmed_by_recovery_even_after_its_hold_would_ha
     assert_eq!(app.reservation(&user, &rid).await["status"], "CONFIRMED");
     assert_eq!(app.seat_map(&other, &other_token, concert.schedule_id).await[0], "SOLD");
     assert_eq!(app.balance(&user).await, 0);
+}
+
+/// A refund of a paid one-seat reservation that crashed after step 1
+/// (the refund is recorded) or after step 2 too (the wallet is credited):
+/// the sweeper finishes it, crediting exactly once.
+async fn refund_crashed_after(credited: bool) {
+    // Arrange
+    let app = spawn_app().await;
+    let concert = app.create_simple_concert(10, PRICE, 4).await;
+    let (user, token) = app.fan("alice", PRICE, concert.id).await;
+    let rid = id_of(&app.hold_ok(&user, &token, concert.schedule_id, &[1]).await);
+    app.pay_ok(&user, &token, &rid).await;
+    let id = Uuid::parse_str(&rid).unwrap();
+    let started = refund_steps_only(&app.redis, user.id, &id, credited).await.unwrap();
+    assert_eq!(started.status, "CONFIRMED");
+    assert_eq!(app.balance(&user).await, if credited { PRICE } else { 0 });
+    let token = app.active_token(&user, concert.id).await;
+    assert_eq!(app.seat_map(&user, &token, concert.schedule_id).await[0], "SOLD");
+
+    // Act
+    let sweep = sweep_concert(&app.redis, &app.settings, concert.id, Duration::ZERO)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(sweep.recovered, 1);
+    assert_eq!(app.reservation(&user, &rid).await["status"], "REFUNDED");
+    assert_eq!(app.balance(&user).await, PRICE, "credited once");
+    assert_eq!(app.seat_map(&user, &token, concert.schedule_id).await[0], "AVAILABLE");
+    let again = sweep_concert(&app.redis, &app.settings, concert.id, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(again.recovered, 0);
+    assert_problem(app.cancel_reservation(&user, &rid).await, 409, "INVALID_STATE").await;
+    assert_eq!(app.balance(&user).await, PRICE);
+    let refunds: Vec<Value> = app
+        .ledger(&user)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "REFUND")
+        .collect();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(
+        (&refunds[0]["amount"], &refunds[0]["reference"]),
+        (&PRICE.into(), &rid.clone().into())
+    );
+    // Postgres agrees once the write-behind has drained.
+    app.drain_writebehind().await;
+    let rows = app
+        .pg_rows(&format!(
+            "select r.status, (select balance from app_user where user_id = {0}),
+                    (select count(*) from wallet_ledger where user_id = {0} and entry_type = 'REFUND')
+               from reservation r where r.reservation_id = '{rid}'",
+            user.id
+        ))
+        .await;
+    let row: (String, i64, i64) = (rows[0].get(0), rows[0].get(1), rows[0].get(2));
+    assert_eq!(row, ("REFUNDED".to_owned(), PRICE, 1));
+}
+
+#[tokio::test]
+async fn a_refund_abandoned_after_its_first_step_is_credited_and_finished_by_recovery() {
+    refund_crashed_after(false).await;
+}
+
+#[tokio::test]
+async fn a_refund_abandoned_after_the_credit_is_finished_by_recovery_without_a_second_credit() {
+    refund_crashed_after(true).await;
 }
