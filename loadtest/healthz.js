@@ -11,7 +11,17 @@
 
 import http from 'k6/http';
 
-import { BASE_URL, P95_MS, P99_MS, REQUEST_TIMEOUT, assertLoopback, env, envInt, headers } from './lib/common.js';
+import {
+  BASE_URL,
+  P95_MS,
+  P99_MS,
+  REQUEST_TIMEOUT,
+  assertLoopback,
+  env,
+  envInt,
+  headers,
+  loadScenario,
+} from './lib/common.js';
 import { TREND_STATS, endpointStats, endpointThresholds, report } from './lib/summary.js';
 
 const VUS = envInt('VUS', 64, 1, 1000);
@@ -25,17 +35,7 @@ assertLoopback(TARGET_URL);
 
 export const options = {
   scenarios: {
-    bare: RATE > 0
-      ? {
-          executor: 'constant-arrival-rate',
-          rate: RATE,
-          timeUnit: '1s',
-          preAllocatedVUs: VUS,
-          maxVUs: VUS,
-          duration: `${DURATION_SECONDS}s`,
-          gracefulStop: '5s',
-        }
-      : { executor: 'constant-vus', vus: VUS, duration: `${DURATION_SECONDS}s`, gracefulStop: '5s' },
+    bare: loadScenario({ vus: VUS, seconds: DURATION_SECONDS, rate: RATE }),
   },
   thresholds: {
     ...endpointThresholds([NAME], P95_MS, P99_MS),

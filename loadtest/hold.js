@@ -29,6 +29,7 @@ import {
   env,
   envInt,
   headers,
+  loadScenario,
   makeUsers,
   problemCode,
   randomId,
@@ -47,24 +48,10 @@ const taken = new Counter('conflicts_seat');
 const limited = new Counter('conflicts_limit');
 const unexpected = new Counter('unexpected');
 
-// RATE > 0: an open model instead, RATE holds a second started on schedule
-// by at most VUS VUs (so at most VUS connections), whether or not earlier
-// ones have finished. Latency then is the server's, not the wait for a free
-// connection that a saturated closed loop adds (64 connections / 10,000
-// requests a second is 6.4 ms of queueing by Little's law alone).
+// RATE > 0: an open model instead (see `loadScenario`), for latency.
 const RATE = envInt('RATE', 0, 0, 100000);
 
-const scenario = RATE > 0
-  ? {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      preAllocatedVUs: VUS,
-      maxVUs: VUS,
-      duration: `${DURATION_SECONDS}s`,
-      gracefulStop: '5s',
-    }
-  : { executor: 'constant-vus', vus: VUS, duration: `${DURATION_SECONDS}s`, gracefulStop: '5s' };
+const scenario = loadScenario({ vus: VUS, seconds: DURATION_SECONDS, rate: RATE });
 
 export const options = {
   scenarios: { hold: scenario },

@@ -37,6 +37,29 @@ export const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/,
 assertLoopback(BASE_URL);
 
 /** Per-request timeout (seconds). */
+/**
+ * The scenario of a load loop: `vus` VUs as fast as they can for `seconds`,
+ * or with `rate` > 0 an open model instead, `rate` iterations a second
+ * started on schedule by at most `vus` VUs (so at most `vus` connections),
+ * whether or not earlier ones have finished. Latency then is the server's,
+ * not the wait for a free connection that a saturated closed loop adds (64
+ * connections / 10,000 requests a second is 6.4 ms of queueing by Little's
+ * law alone).
+ */
+export function loadScenario({ vus, seconds, rate }) {
+  return rate > 0
+    ? {
+        executor: 'constant-arrival-rate',
+        rate,
+        timeUnit: '1s',
+        preAllocatedVUs: vus,
+        maxVUs: vus,
+        duration: `${seconds}s`,
+        gracefulStop: '5s',
+      }
+    : { executor: 'constant-vus', vus, duration: `${seconds}s`, gracefulStop: '5s' };
+}
+
 export const REQUEST_TIMEOUT = `${envInt('REQUEST_TIMEOUT_SECONDS', 10, 1, 120)}s`;
 
 /** Thresholds shared by every scenario (milliseconds). */
