@@ -23,7 +23,7 @@ const TICK: Duration = Duration::from_millis(250);
 /// A saga step older than this was abandoned by a crashed process.
 pub const SAGA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most holds released (and sagas recovered) per script call. A release is
+/// Most holds released per script call. A release is
 /// a dozen commands and a JSON rewrite, and Redis runs a script call alone:
 /// small calls keep the requests that arrive meanwhile (when thousands of
 /// holds lapse at once at the end of a rush) from waiting behind one long
@@ -33,6 +33,10 @@ const BATCH: i64 = 16;
 /// Most script calls per concert per tick, while each releases a full
 /// batch (256 holds a tick, 1,024 a second, per concert).
 const CALLS_PER_TICK: usize = 16;
+
+/// Most abandoned payments, and as many refunds, finished per concert per
+/// tick (by the tick's first call only).
+const SAGA_BATCH: i64 = 200;
 
 /// What one sweep of one concert found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -79,7 +83,7 @@ pub async fn sweep_all(
         let mut sweep = sweep_concert(redis, settings, concert_id, saga_timeout).await?;
         let (mut last, mut calls) = (sweep.released, 1);
         while last == BATCH && calls < CALLS_PER_TICK {
-            let next = sweep_concert(redis, settings, concert_id, saga_timeout).await?;
+            let next = sweep_once(redis, settings, concert_id, saga_timeout, 0).await?;
             last = next.released;
             sweep = Sweep {
                 released: sweep.released + next.released,
@@ -93,7 +97,8 @@ pub async fn sweep_all(
     Ok(out)
 }
 
-/// Sweeps one concert: one script call, at most [`BATCH`] releases.
+/// Sweeps one concert: one script call, at most [`BATCH`] releases and
+/// [`SAGA_BATCH`] abandoned payments and refunds finished.
 ///
 /// # Errors
 /// Redis failures.
@@ -103,8 +108,20 @@ pub async fn sweep_concert(
     concert_id: i64,
     saga_timeout: Duration,
 ) -> Result<Sweep, StoreError> {
+    sweep_once(redis, settings, concert_id, saga_timeout, SAGA_BATCH).await
+}
+
+/// One `sweep_concert.lua` call, finishing at most `sagas` payments and as
+/// many refunds.
+async fn sweep_once(
+    redis: &RedisStore,
+    settings: &Settings,
+    concert_id: i64,
+    saga_timeout: Duration,
+    sagas: i64,
+) -> Result<Sweep, StoreError> {
     let mut args: Vec<fred::types::Value> = queue::limits(&settings.queue).into();
-    args.extend([(saga_timeout.as_millis() as i64).into(), BATCH.into()]);
+    args.extend([(saga_timeout.as_millis() as i64).into(), BATCH.into(), sagas.into()]);
     let reply = redis
         .eval(&redis.scripts().sweep_concert, redis.keys().concert(concert_id), args)
         .await?;

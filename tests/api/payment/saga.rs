@@ -247,3 +247,32 @@ async fn a_refund_abandoned_after_its_first_step_is_credited_and_finished_by_rec
 async fn a_refund_abandoned_after_the_credit_is_finished_by_recovery_without_a_second_credit() {
     refund_crashed_after(true).await;
 }
+
+#[tokio::test]
+async fn one_sweep_finishes_more_abandoned_payments_than_a_call_releases_holds() {
+    // Arrange: 20 payments abandoned after their first step (a sweep call
+    // releases at most 16 lapsed holds; recovery is not held to that).
+    let app = spawn_app().await;
+    let concert = app.create_simple_concert(20, PRICE, 10).await;
+    let mut pending = Vec::new();
+    let mut seats = 1..=20;
+    for name in ["alice", "bob"] {
+        let (user, token) = app.fan(name, 10 * PRICE, concert.id).await;
+        for seat in seats.by_ref().take(10) {
+            let rid = id_of(&app.hold_ok(&user, &token, concert.schedule_id, &[seat]).await);
+            pending.push((user.clone(), begin_payment_only(&app, &user, &token, &rid).await));
+        }
+    }
+
+    // Act
+    let sweep = sweep_concert(&app.redis, &app.settings, concert.id, Duration::ZERO)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(sweep.recovered, 20);
+    for (user, payment) in &pending {
+        let read: Value = get_payment(&app, Some(user), &payment.id).await.json().await.unwrap();
+        assert_eq!(read["status"], "FAILED", "{read}");
+    }
+}
