@@ -11,6 +11,11 @@
 //! Each stream is a pipeline: while its batch is written, its next batch is
 //! read, and a stream whose batch is read starts writing without waiting
 //! for the others' reads, so Redis, this process and Postgres work at once.
+//!
+//! With nothing to do, the worker waits for new entries with one blocking
+//! `XREADGROUP` over every stream, on a connection of its own, instead of
+//! polling: an idle worker costs next to nothing, and the first event after
+//! a quiet spell is written at once.
 
 mod apply;
 mod stream;
@@ -20,12 +25,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
+use fred::clients::Client;
+use fred::interfaces::ClientLike;
 use tokio_util::sync::CancellationToken;
 
 pub use apply::apply_batch;
 pub use stream::{backlog, backlog_by_stream, lag_seconds, read_all, Entry, Kind};
 
 use crate::store::redis::RedisStore;
+use crate::store::StoreError;
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "writebehind";
@@ -36,8 +44,12 @@ pub const BATCH: u64 = 1_000;
 /// Pending entries idle this long belong to a dead consumer and are claimed.
 pub const CLAIM_IDLE: Duration = Duration::from_secs(30);
 
-/// Pause when there was nothing to do, and after a failure.
+/// Longest wait for new entries when there was nothing to do, on a
+/// connection of the worker's own (also the longest a graceful stop waits
+/// for it); the pause instead while that connection is not there.
+const IDLE_WAIT: Duration = Duration::from_millis(250);
 const IDLE_PAUSE: Duration = Duration::from_millis(50);
+/// Pause after a failure.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// What one flush did.
@@ -66,6 +78,9 @@ pub struct Worker {
     /// written (reading and writing overlap, so neither waits for the
     /// other).
     prefetched: HashMap<Arc<str>, Vec<Entry>>,
+    /// The connection that waits for new entries when there is nothing to
+    /// do (opened on first need).
+    waker: Option<Client>,
 }
 
 impl Worker {
@@ -82,6 +97,7 @@ impl Worker {
             last_trim: None,
             stalled: false,
             prefetched: HashMap::new(),
+            waker: None,
         }
     }
 
@@ -203,7 +219,16 @@ impl Worker {
         while !stop.is_cancelled() {
             let pause = match self.try_flush_once().await {
                 Ok(FlushOutcome::Flushed(_)) => continue,
-                Ok(FlushOutcome::Empty) => IDLE_PAUSE,
+                Ok(FlushOutcome::Empty) => match self.wait_for_entries().await {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "waiting for new entries failed; polling");
+                        if let Some(waker) = self.waker.take() {
+                            let _ = waker.quit().await;
+                        }
+                        IDLE_PAUSE
+                    }
+                },
                 Err(e) => {
                     metrics::counter!("writebehind_failures_total").increment(1);
                     tracing::warn!(error.cause_chain = ?e, "write-behind flush failed; retrying");
@@ -216,6 +241,25 @@ impl Worker {
             }
         }
         self.drain(Duration::from_secs(5)).await;
+        if let Some(waker) = self.waker.take() {
+            let _ = waker.quit().await;
+        }
+        Ok(())
+    }
+
+    /// After a flush found nothing: waits up to [`IDLE_WAIT`] for new
+    /// entries on any stream, on a connection of its own, and keeps what
+    /// arrives as the streams' next batches (delivered to this consumer, so
+    /// a crash leaves them pending like any read).
+    async fn wait_for_entries(&mut self) -> Result<(), StoreError> {
+        let waker = match &self.waker {
+            Some(waker) => waker,
+            None => self.waker.insert(self.redis.dedicated().await?),
+        };
+        let entries = self.streams.wait_and_read(waker, &self.consumer, IDLE_WAIT).await?;
+        for entry in entries {
+            self.prefetched.entry(entry.stream.clone()).or_default().push(entry);
+        }
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use fred::clients::Client;
 use fred::interfaces::{ClientLike, SetsInterface, StreamsInterface};
 use fred::types::streams::XID;
 use fred::types::{CustomCommand, Value};
@@ -138,6 +139,38 @@ impl Streams {
     pub async fn read(&self, redis: &RedisStore, consumer: &str, own: bool) -> Result<Vec<Entry>, StoreError> {
         let reads = self.known.iter().map(|key| read_stream(redis, key, consumer, own));
         Ok(try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    /// Waits up to `wait` for new entries on any stream, then reads them as
+    /// [`Self::read`] does (up to [`BATCH`] a stream, delivered to
+    /// `consumer`). `client` must have a connection of its own: the read
+    /// blocks it.
+    pub async fn wait_and_read(
+        &self,
+        client: &Client,
+        consumer: &str,
+        wait: Duration,
+    ) -> Result<Vec<Entry>, StoreError> {
+        if self.known.is_empty() {
+            tokio::time::sleep(wait).await;
+            return Ok(Vec::new());
+        }
+        let keys: Vec<&str> = self.known.iter().map(AsRef::as_ref).collect();
+        let ids = vec![XID::NewInGroup; keys.len()];
+        let block = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        let reply: Value = client
+            .xreadgroup(GROUP, consumer, Some(BATCH), Some(block), false, keys, ids)
+            .await?;
+        let mut out = Vec::new();
+        for (stream, entries) in stream_replies(reply)? {
+            let key = self
+                .known
+                .iter()
+                .find(|k| stream.as_bytes() == Some(k.as_bytes()))
+                .ok_or_else(|| bad("stream key"))?;
+            parse_entries(key, entries, &mut out)?;
+        }
+        Ok(out)
     }
 
     /// Entries pending for longer than `idle` (their consumer died), now
@@ -281,27 +314,27 @@ fn bad(what: &str) -> StoreError {
 /// …]]]`, a map of stream → entries under RESP3, or nil when there is
 /// nothing new.
 fn parse_read(stream: &Arc<str>, reply: Value, out: &mut Vec<Entry>) -> Result<(), StoreError> {
+    for (_, entries) in stream_replies(reply)? {
+        parse_entries(stream, entries, out)?;
+    }
+    Ok(())
+}
+
+/// `[[stream key, entries], …]` (or a map in RESP3), as `XREADGROUP`
+/// gives it: each stream's key and entries.
+fn stream_replies(reply: Value) -> Result<Vec<(Value, Value)>, StoreError> {
     match reply {
-        Value::Null => Ok(()),
-        Value::Array(streams) => {
-            for item in streams {
-                let Value::Array(mut pair) = item else {
-                    return Err(bad("stream element"));
-                };
-                let entries = pair
-                    .pop()
-                    .filter(|_| pair.len() == 1)
-                    .ok_or_else(|| bad("stream element"))?;
-                parse_entries(stream, entries, out)?;
-            }
-            Ok(())
-        }
-        Value::Map(map) => {
-            for (_, entries) in map.inner() {
-                parse_entries(stream, entries, out)?;
-            }
-            Ok(())
-        }
+        Value::Null => Ok(Vec::new()),
+        Value::Array(streams) => streams
+            .into_iter()
+            .map(|item| match item {
+                Value::Array(pair) => <[Value; 2]>::try_from(pair)
+                    .map(|[key, entries]| (key, entries))
+                    .map_err(|_| bad("stream element")),
+                _ => Err(bad("stream element")),
+            })
+            .collect(),
+        Value::Map(map) => Ok(map.inner().into_iter().map(|(k, v)| (Value::from(k), v)).collect()),
         _ => Err(bad("top level")),
     }
 }

@@ -101,6 +101,18 @@ impl RedisStore {
         self.pool.next()
     }
 
+    /// A client with a connection of its own, for a command that blocks
+    /// its connection (`XREADGROUP … BLOCK`) and so must not share one with
+    /// the pool's commands. Quit it when done.
+    ///
+    /// # Errors
+    /// Redis failures.
+    pub async fn dedicated(&self) -> Result<Client, StoreError> {
+        let client = self.pool.next().clone_new();
+        client.init().await?;
+        Ok(client)
+    }
+
     /// Runs `script` on the tag whose base is `base`.
     ///
     /// # Errors
