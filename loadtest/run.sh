@@ -525,6 +525,16 @@ scenario_queue() {
   stop_server
 }
 
+# hold_ceiling_k6 STEP VUS SECONDS BODY [ENV=VALUE...]: the hold request
+# sent to examples/ceiling.rs by loadtest/healthz.js, as step STEP.
+hold_ceiling_k6() {
+  local name=$1 vus=$2 secs=$3 body=$4 file=$WORK_DIR/$1.json
+  shift 4
+  run_step hold "$name" k6 k6 "$file" ceiling "$CEILING_PID" "" -- \
+    k6_run hold "$name" loadtest/healthz.js "$file" $((secs + 60)) VUS="$vus" DURATION_SECONDS="$secs" \
+    TARGET_URL="$CEILING_URL/v1/reservations" METHOD=POST BODY="$body" NAME=ceiling "$@"
+}
+
 scenario_hold() {
   local users=${HOLD_USERS:-1000} vus=${HOLD_VUS:-64} secs=${HOLD_SECONDS:-20} seats=${HOLD_SEATS:-200}
   local ttl=${HOLD_TTL:-2} dir=$WORK_DIR fixture=$WORK_DIR/hold-users.txt
@@ -547,17 +557,12 @@ scenario_hold() {
   if [[ $CEILINGS == 1 ]]; then
     start_ceiling
     step "hold: ceiling, the hold request to examples/ceiling.rs under k6 ($vus VUs, $secs s)"
-    run_step hold ceiling k6 k6 "$dir/ceiling.json" ceiling "$CEILING_PID" "" -- \
-      k6_run hold ceiling loadtest/healthz.js "$dir/ceiling.json" $((secs + 60)) VUS="$vus" DURATION_SECONDS="$secs" \
-      TARGET_URL="$CEILING_URL/v1/reservations" METHOD=POST BODY="$body" NAME=ceiling
+    hold_ceiling_k6 ceiling "$vus" "$secs" "$body"
     if ((rate > 0)); then
       # The latency floor of the steady step: the same open model against
       # the ceiling, so that scheduling noise of the machine shows in both.
       step "hold: ceiling at a steady $rate requests/s (open model, at most $vus connections, $secs s)"
-      run_step hold ceiling_steady k6 k6 "$dir/ceiling-steady.json" ceiling "$CEILING_PID" "" -- \
-        k6_run hold ceiling_steady loadtest/healthz.js "$dir/ceiling-steady.json" $((secs + 60)) VUS="$vus" \
-        DURATION_SECONDS="$secs" TARGET_URL="$CEILING_URL/v1/reservations" METHOD=POST BODY="$body" NAME=ceiling \
-        RATE="$rate"
+      hold_ceiling_k6 ceiling_steady "$vus" "$secs" "$body" RATE="$rate"
     fi
   fi
   if [[ $WRK == 1 && -s $fixture ]]; then

@@ -3,7 +3,8 @@
 //! Every [`TICK`], for each concert, `sweep_concert.lua` admits waiters
 //! into free slots, expires due holds (in small calls, as many as are due)
 //! and reports the payments and refunds a crash left half-done, which are
-//! then finished here. Every instance may run it: the scripts make concurrent sweeps safe.
+//! then finished here. Every instance may run it: the scripts make
+//! concurrent sweeps safe.
 
 use std::time::Duration;
 
@@ -23,19 +24,18 @@ const TICK: Duration = Duration::from_millis(250);
 /// A saga step older than this was abandoned by a crashed process.
 pub const SAGA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most holds released per script call. A release is
-/// a dozen commands and a JSON rewrite, and Redis runs a script call alone:
-/// small calls keep the requests that arrive meanwhile (when thousands of
-/// holds lapse at once at the end of a rush) from waiting behind one long
-/// call.
+/// Most holds released per script call. A release is a dozen commands and
+/// a JSON rewrite, and Redis runs a script call alone: small calls keep the
+/// requests that arrive meanwhile (when thousands of holds lapse at once at
+/// the end of a rush) from waiting behind one long call.
 const BATCH: i64 = 16;
 
-/// Most script calls per concert per tick, while each releases a full
-/// batch (256 holds a tick, 1,024 a second, per concert).
+/// Most script calls per concert sweep, while each releases a full batch
+/// (256 holds a tick, 1,024 a second, per concert).
 const CALLS_PER_TICK: usize = 16;
 
-/// Most abandoned payments, and as many refunds, finished per concert per
-/// tick (by the tick's first call only).
+/// Most abandoned payments, and as many refunds, finished per concert
+/// sweep (by its first call only).
 const SAGA_BATCH: i64 = 200;
 
 /// What one sweep of one concert found.
@@ -63,9 +63,7 @@ pub async fn run_until_stopped(redis: RedisStore, settings: std::sync::Arc<Setti
     }
 }
 
-/// Sweeps every concert once (in calls of [`BATCH`] releases, as many as
-/// are due up to [`CALLS_PER_TICK`]), finishing sagas older than
-/// `saga_timeout`.
+/// Sweeps every concert once, finishing sagas older than `saga_timeout`.
 ///
 /// # Errors
 /// Redis failures.
@@ -80,25 +78,14 @@ pub async fn sweep_all(
         .await?;
     let mut out = Vec::with_capacity(ids.len());
     for concert_id in ids {
-        let mut sweep = sweep_concert(redis, settings, concert_id, saga_timeout).await?;
-        let (mut last, mut calls) = (sweep.released, 1);
-        while last == BATCH && calls < CALLS_PER_TICK {
-            let next = sweep_once(redis, settings, concert_id, saga_timeout, 0).await?;
-            last = next.released;
-            sweep = Sweep {
-                released: sweep.released + next.released,
-                recovered: sweep.recovered + next.recovered,
-                ..next
-            };
-            calls += 1;
-        }
-        out.push(sweep);
+        out.push(sweep_concert(redis, settings, concert_id, saga_timeout).await?);
     }
     Ok(out)
 }
 
-/// Sweeps one concert: one script call, at most [`BATCH`] releases and
-/// [`SAGA_BATCH`] abandoned payments and refunds finished.
+/// Sweeps one concert: releases its lapsed holds in calls of [`BATCH`], as
+/// many calls as are due up to [`CALLS_PER_TICK`], and finishes up to
+/// [`SAGA_BATCH`] abandoned payments and as many refunds (on the first call).
 ///
 /// # Errors
 /// Redis failures.
@@ -108,7 +95,21 @@ pub async fn sweep_concert(
     concert_id: i64,
     saga_timeout: Duration,
 ) -> Result<Sweep, StoreError> {
-    sweep_once(redis, settings, concert_id, saga_timeout, SAGA_BATCH).await
+    let mut sweep = sweep_once(redis, settings, concert_id, saga_timeout, SAGA_BATCH).await?;
+    let mut last = sweep.released;
+    for _ in 1..CALLS_PER_TICK {
+        if last < BATCH {
+            break;
+        }
+        let next = sweep_once(redis, settings, concert_id, saga_timeout, 0).await?;
+        last = next.released;
+        sweep = Sweep {
+            released: sweep.released + next.released,
+            recovered: sweep.recovered,
+            ..next
+        };
+    }
+    Ok(sweep)
 }
 
 /// One `sweep_concert.lua` call, finishing at most `sagas` payments and as

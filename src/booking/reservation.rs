@@ -313,6 +313,22 @@ pub async fn list_user_reservations(
 /// store failures.
 #[tracing::instrument(skip_all, fields(user_id, reservation_id = %id))]
 pub async fn cancel_reservation(redis: &RedisStore, user_id: i64, id: &Uuid) -> Result<ReservationState, BookingError> {
+    match start_cancel(redis, user_id, id).await? {
+        Cancel::Cancelled(r) => Ok(r),
+        Cancel::Refund(r) => finish_refund(redis, r).await,
+    }
+}
+
+/// What step 1 of a cancellation did.
+enum Cancel {
+    /// A hold, cancelled at once.
+    Cancelled(ReservationState),
+    /// A confirmed reservation whose refund has begun.
+    Refund(ReservationState),
+}
+
+/// Step 1: cancels a hold, or records the start of a refund.
+async fn start_cancel(redis: &RedisStore, user_id: i64, id: &Uuid) -> Result<Cancel, BookingError> {
     let Some(found) = find_reservation(redis, user_id, id).await? else {
         return Err(BookingError::ReservationNotFound);
     };
@@ -324,8 +340,8 @@ pub async fn cancel_reservation(redis: &RedisStore, user_id: i64, id: &Uuid) -> 
         )
         .await?;
     match reply.status()? {
-        Status::Done("CANCELLED") => Ok(ReservationState::decode(reply.bytes(1)?)?),
-        Status::Done(_) => Ok(finish_refund(redis, ReservationState::decode(reply.bytes(1)?)?).await?),
+        Status::Done("CANCELLED") => Ok(Cancel::Cancelled(ReservationState::decode(reply.bytes(1)?)?)),
+        Status::Done(_) => Ok(Cancel::Refund(ReservationState::decode(reply.bytes(1)?)?)),
         Status::Refused(r, d) => Err(BookingError::from_refusal(r, d)),
     }
 }
@@ -375,20 +391,8 @@ pub async fn refund_steps_only(
     id: &Uuid,
     credit: bool,
 ) -> Result<ReservationState, BookingError> {
-    let Some(found) = find_reservation(redis, user_id, id).await? else {
-        return Err(BookingError::ReservationNotFound);
-    };
-    let reply = redis
-        .eval(
-            &redis.scripts().cancel_reservation,
-            redis.keys().concert(found.concert_id),
-            vec![user_id.into(), id.to_string().into()],
-        )
-        .await?;
-    let r = match reply.status()? {
-        Status::Done("REFUND") => ReservationState::decode(reply.bytes(1)?)?,
-        Status::Done(other) => return Err(StoreError::Reply(format!("not a refund: {other}")).into()),
-        Status::Refused(r, d) => return Err(BookingError::from_refusal(r, d)),
+    let Cancel::Refund(r) = start_cancel(redis, user_id, id).await? else {
+        return Err(StoreError::Reply("a hold was cancelled, not refunded".into()).into());
     };
     if credit {
         credit_refund(redis, &r).await?;

@@ -11,7 +11,7 @@ const HEAD_BYTES: usize = 1024;
 
 /// Longest request head read here; a longer one is answered `431`, as hyper
 /// answers a head over its own limit.
-pub const MAX_HEAD_BYTES: usize = 8 * 1024;
+const MAX_HEAD_BYTES: usize = 8 * 1024;
 
 /// Most header lines in a head (hyper's limit too).
 const MAX_HEADERS: usize = 100;
