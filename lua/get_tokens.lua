@@ -1,33 +1,53 @@
 -- get_tokens: KEYS[1] concert base; ARGV[1] active max, ARGV[2] active ttl
--- ms, ARGV[3] idle timeout ms, then pairs ARGV[4..]: token, user id or ""
--- (with an id, the token must be that user's).
--- Returns four slots a pair, in order: {"OK", token JSON, position, eta} |
--- {"TOKEN_NOT_FOUND", "", 0, 0} | {"FORBIDDEN", "", 0, 0}. A waiting token
--- read counts as a sighting (`sight`). One call serves every status read
--- that reached an instance while its previous call ran, so admission runs
--- once for all.
+-- ms, ARGV[3] idle timeout ms, then pairs ARGV[4..]: a token and how to
+-- read it:
+--   ""       whole: the token's JSON;
+--   "<uid>"  whole, and the token must be that user's;
+--   "k"      the caller knows the token's owner and issue time, so a
+--            waiting token is answered without its JSON (anything else is
+--            read whole);
+--   "s"      as "k", and a waiting token's sighting is written: the caller
+--            asks for one at most once a sighting grain.
+-- Returns five slots a read, in order:
+--   {"OK", token JSON, position, eta, ms since the recorded sighting} |
+--   {"WAITING", "", position, eta, 0} (a known token, still waiting) |
+--   {"TOKEN_NOT_FOUND", "", 0, 0, 0} | {"FORBIDDEN", "", 0, 0, 0}.
+-- A whole read of a waiting token counts as a sighting (`sight`), and its
+-- fifth slot tells the caller when the next one is due. One call serves
+-- every status read that reached an instance while its previous call ran,
+-- so admission runs once for all.
 -- O(k log n) for k tokens; a token's JSON is decoded only to tell whose an
 -- ended token is.
 local max, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 admit(now, max, ttl, idle)
 local out = {}
-local function answer(code, json, position, wait)
+local function answer(code, json, position, wait, age)
   local n = #out
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = code, json, position, wait
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = code, json, position, wait, age
 end
 for i = 4, #ARGV - 1, 2 do
-  local tok, uid = ARGV[i], ARGV[i + 1]
-  local json = redis.call('GET', tok_key(tok))
-  if not json then
-    answer('TOKEN_NOT_FOUND', '', 0, 0)
-  elseif uid ~= '' and redis.call('HGET', B .. 'q:user', uid) ~= tok
-      and int(cjson.decode(json).user_id) ~= uid then
-    -- Not the user's live token, nor one of theirs that ended.
-    answer('FORBIDDEN', '', 0, 0)
+  local tok, how = ARGV[i], ARGV[i + 1]
+  local known = how == 'k' or how == 's'
+  local rank = known and redis.call('ZRANK', B .. 'q:wait', tok)
+  if rank then
+    if how == 's' then
+      redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
+    end
+    answer('WAITING', '', rank + 1, eta(rank + 1, admission_rate(now), max, ttl), 0)
   else
-    local position, wait = waiting_place(tok, now, max, ttl, idle)
-    answer('OK', json, position, wait) -- the stored JSON, not decoded
+    local uid = known and '' or how
+    local json = redis.call('GET', tok_key(tok))
+    if not json then
+      answer('TOKEN_NOT_FOUND', '', 0, 0, 0)
+    elseif uid ~= '' and redis.call('HGET', B .. 'q:user', uid) ~= tok
+        and int(cjson.decode(json).user_id) ~= uid then
+      -- Not the user's live token, nor one of theirs that ended.
+      answer('FORBIDDEN', '', 0, 0, 0)
+    else
+      local position, wait, seen = waiting_place(tok, now, max, ttl, idle)
+      answer('OK', json, position, wait, seen and now - seen or 0) -- the stored JSON, not decoded
+    end
   end
 end
 return out

@@ -64,12 +64,17 @@ local function sighting_grain(idle)
   return idle / 20
 end
 
--- Marks a waiting token seen (at most once a grain).
+-- Marks a waiting token seen (at most once a grain); returns the sighting
+-- now recorded (ms), or nil for a token that is not waiting.
 local function sight(tok, now, idle)
   local seen = redis.call('ZSCORE', B .. 'q:seen', tok)
-  if seen and now - tonumber(seen) >= sighting_grain(idle) then
+  if not seen then return nil end
+  seen = tonumber(seen)
+  if now - seen >= sighting_grain(idle) then
     redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
+    return now
   end
+  return seen
 end
 
 -- Drops expired actives and idle waiters, then fills every free slot with
@@ -138,12 +143,12 @@ end
 
 -- Position and eta of a token (0, 0 unless waiting: every WAITING token is
 -- in q:wait, no other is, so the token's JSON is not needed); a waiting
--- token is also marked seen.
+-- token is also marked seen, and its recorded sighting comes third.
 local function waiting_place(tok, now, max, ttl, idle)
   local rank = redis.call('ZRANK', B .. 'q:wait', tok)
-  if not rank then return 0, 0 end
-  sight(tok, now, idle)
-  return rank + 1, eta(rank + 1, admission_rate(now), max, ttl)
+  if not rank then return 0, 0, nil end
+  local seen = sight(tok, now, idle)
+  return rank + 1, eta(rank + 1, admission_rate(now), max, ttl), seen
 end
 
 -- {token JSON, position, eta}; a waiting token is also marked seen.

@@ -12,6 +12,8 @@ pub mod hub;
 mod reader;
 mod token;
 
+use std::time::Duration;
+
 use fred::interfaces::{KeysInterface, SetsInterface};
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +88,20 @@ impl TokenView {
         }
     }
 
+    /// A waiting token from what never changes in it.
+    pub fn waiting(token: &QueueToken, user_id: i64, issued_at: i64, position: i64, wait: i64) -> Self {
+        Self {
+            token: token.as_str().to_owned(),
+            user_id,
+            concert_id: token.concert_id(),
+            status: "WAITING",
+            position,
+            estimated_wait_seconds: wait,
+            active_until: None,
+            issued_at: Millis(issued_at),
+        }
+    }
+
     /// Whether the stream of this token is over.
     pub fn is_final(&self) -> bool {
         self.status != "WAITING"
@@ -152,13 +168,40 @@ pub async fn get_token(
     token: &QueueToken,
     user_id: Option<i64>,
 ) -> Result<TokenView, QueueError> {
-    let read = [(token.clone(), user_id)];
-    let mut views = get_tokens(redis, settings, token.concert_id(), &read).await?;
-    views.pop().expect("one answer a read")
+    let read = [(token.clone(), Read::Whole(user_id))];
+    let mut answers = get_tokens(redis, settings, token.concert_id(), &read).await?;
+    answers.pop().expect("one answer a read").map(|answer| answer.view)
+}
+
+/// How [`get_tokens`] reads one token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// From its stored state; with a user id, the token must be theirs.
+    Whole(Option<i64>),
+    /// A token whose owner and issue time the caller already knows: while
+    /// it waits only its place is read, and a sighting is written when
+    /// `sight` says so (the caller asks at most once a [`sighting_grain`]).
+    /// Once it no longer waits it is read whole.
+    Known { user_id: i64, issued_at: i64, sight: bool },
+}
+
+/// The answer to one [`Read`].
+#[derive(Debug, Clone)]
+pub struct ReadAnswer {
+    pub view: TokenView,
+    /// For a waiting token read whole: how long ago its recorded sighting
+    /// was, so the caller knows when the next one is due.
+    pub sighted_ago: Option<Duration>,
+}
+
+/// How often at most a sighting of a waiting token is written: a twentieth
+/// of the idle timeout, as `sighting_grain` in `lua/lib/concert.lua`.
+pub fn sighting_grain(settings: &QueueSettings) -> Duration {
+    Duration::from_millis(settings.idle_timeout_ms() / 20)
 }
 
 /// The states of several tokens of one concert in one script call, each a
-/// sighting, in the order of `reads` (token, the user who must own it).
+/// sighting (see [`Read`]), in the order of `reads`.
 ///
 /// # Errors
 /// Store failures fail them all; a missing or foreign token fails its own.
@@ -166,26 +209,47 @@ pub async fn get_tokens(
     redis: &RedisStore,
     settings: &QueueSettings,
     concert_id: i64,
-    reads: &[(QueueToken, Option<i64>)],
-) -> Result<Vec<Result<TokenView, QueueError>>, StoreError> {
+    reads: &[(QueueToken, Read)],
+) -> Result<Vec<Result<ReadAnswer, QueueError>>, StoreError> {
     let mut args: Vec<fred::types::Value> = limits(settings).into();
     args.reserve(reads.len() * 2);
-    for (token, user_id) in reads {
+    for (token, read) in reads {
         args.push(token.as_str().into());
-        args.push(user_id.map(|u| u.to_string()).unwrap_or_default().into());
+        args.push(match read {
+            Read::Whole(user_id) => user_id.map(|u| u.to_string()).unwrap_or_default().into(),
+            Read::Known { sight: true, .. } => "s".into(),
+            Read::Known { sight: false, .. } => "k".into(),
+        });
     }
     let reply = redis
         .eval(&redis.scripts().get_tokens, redis.keys().concert(concert_id), args)
         .await?;
-    reply.expect_slots(reads.len(), 4)?;
-    (0..reads.len())
-        .map(|i| {
-            let at = i * 4;
-            Ok(match Refusal::parse(reply.str(at)?) {
-                None => Ok(view_from(&reply, at + 1)?),
-                Some(Refusal::TokenNotFound) => Err(QueueError::TokenNotFound),
-                Some(Refusal::Forbidden) => Err(QueueError::Forbidden),
-                Some(other) => return Err(StoreError::Reply(format!("token read refused: {other:?}"))),
+    reply.expect_slots(reads.len(), 5)?;
+    reads
+        .iter()
+        .enumerate()
+        .map(|(i, (token, read))| {
+            let at = i * 5;
+            Ok(match reply.str(at)? {
+                "OK" => {
+                    let view = view_from(&reply, at + 1)?;
+                    let sighted_ago = (view.status == "WAITING")
+                        .then(|| reply.i64(at + 4).map(|ms| Duration::from_millis(ms.max(0) as u64)))
+                        .transpose()?;
+                    Ok(ReadAnswer { view, sighted_ago })
+                }
+                "WAITING" => match *read {
+                    Read::Known { user_id, issued_at, .. } => Ok(ReadAnswer {
+                        view: TokenView::waiting(token, user_id, issued_at, reply.i64(at + 2)?, reply.i64(at + 3)?),
+                        sighted_ago: None,
+                    }),
+                    Read::Whole(_) => return Err(StoreError::Reply("a whole read answered without its token".into())),
+                },
+                code => match Refusal::parse(code) {
+                    Some(Refusal::TokenNotFound) => Err(QueueError::TokenNotFound),
+                    Some(Refusal::Forbidden) => Err(QueueError::Forbidden),
+                    _ => return Err(StoreError::Reply(format!("token read refused: {code}"))),
+                },
             })
         })
         .collect()

@@ -7,10 +7,20 @@
 //! for all of them, and they share one round trip. Every answer is as fresh
 //! as a call of its own would give: it is read inside the call that answers
 //! it.
+//!
+//! The reader also remembers, for the tokens it has seen waiting, what never
+//! changes in them (owner and issue time) and when it last wrote their
+//! sighting. A known token that still waits then costs the script one rank
+//! lookup: no stored JSON to fetch and decode, and a sighting written only
+//! once a grain is over (each instance writes its own, so the recorded
+//! sighting is never more than a grain behind the last poll). Anything else,
+//! and a read with another user's key, is read whole.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use super::{get_tokens, QueueError, QueueToken, TokenView};
+use super::{get_tokens, sighting_grain, QueueError, QueueToken, Read, ReadAnswer, TokenView};
 use crate::config::QueueSettings;
 use crate::store::redis::lane::{Answer, Lanes, Merge};
 use crate::store::redis::RedisStore;
@@ -22,6 +32,12 @@ const MAX_BATCH: usize = 512;
 /// A lane with nothing to read for this long stops.
 const LANE_IDLE: Duration = Duration::from_secs(30);
 
+/// A token not read for this long is forgotten (its next read is whole).
+const FORGET_AFTER: Duration = Duration::from_secs(60);
+
+/// How often the forgetting runs.
+const FORGET_EVERY: Duration = Duration::from_secs(10);
+
 /// Merges the status reads of this instance per concert. Cheap to clone.
 #[derive(Clone)]
 pub struct StatusReader {
@@ -31,6 +47,82 @@ pub struct StatusReader {
 struct Reads {
     redis: RedisStore,
     settings: QueueSettings,
+    grain: Duration,
+    known: Mutex<Known>,
+}
+
+/// Waiting tokens this instance has read.
+struct Known {
+    tokens: HashMap<String, Waiter>,
+    forgotten_at: Instant,
+}
+
+struct Waiter {
+    user_id: i64,
+    issued_at: i64,
+    /// No later than the sighting Redis holds; `None` when one is due.
+    sighted: Option<Instant>,
+    read: Instant,
+}
+
+impl Reads {
+    /// How each ask is read: known waiting tokens by their place only.
+    fn plan(&self, asks: &[(QueueToken, Option<i64>)], now: Instant) -> Vec<(QueueToken, Read)> {
+        let mut known = self.known.lock().expect("known tokens lock is never poisoned");
+        asks.iter()
+            .map(|(token, user_id)| {
+                let read = match known.tokens.get_mut(token.as_str()) {
+                    Some(waiter) if user_id.is_none_or(|u| u == waiter.user_id) => {
+                        waiter.read = now;
+                        let sight = waiter
+                            .sighted
+                            .is_none_or(|at| now.saturating_duration_since(at) >= self.grain);
+                        if sight {
+                            // Claimed now, so reads merged into the same call ask once.
+                            waiter.sighted = Some(now);
+                        }
+                        Read::Known {
+                            user_id: waiter.user_id,
+                            issued_at: waiter.issued_at,
+                            sight,
+                        }
+                    }
+                    _ => Read::Whole(*user_id),
+                };
+                (token.clone(), read)
+            })
+            .collect()
+    }
+
+    /// Remembers the tokens that wait, forgets the others.
+    fn learn(&self, reads: &[(QueueToken, Read)], answers: &[Result<ReadAnswer, QueueError>], now: Instant) {
+        let mut known = self.known.lock().expect("known tokens lock is never poisoned");
+        for ((token, read), answer) in reads.iter().zip(answers) {
+            match (read, answer) {
+                (Read::Whole(_), Ok(answer)) if answer.view.status == "WAITING" => {
+                    let waiter = Waiter {
+                        user_id: answer.view.user_id,
+                        issued_at: answer.view.issued_at.0,
+                        sighted: answer.sighted_ago.and_then(|ago| now.checked_sub(ago)),
+                        read: now,
+                    };
+                    known.tokens.insert(token.as_str().to_owned(), waiter);
+                }
+                (Read::Known { .. }, Ok(answer)) if answer.view.status == "WAITING" => {}
+                (_, Err(QueueError::Forbidden)) => {}
+                _ => {
+                    known.tokens.remove(token.as_str());
+                }
+            }
+        }
+        if now.saturating_duration_since(known.forgotten_at) >= FORGET_EVERY {
+            // Tokens no longer read: gone from the queue or from this instance.
+            known
+                .tokens
+                .retain(|_, waiter| now.saturating_duration_since(waiter.read) < FORGET_AFTER);
+            known.forgotten_at = now;
+        }
+    }
 }
 
 impl Merge for Reads {
@@ -39,7 +131,22 @@ impl Merge for Reads {
     type Error = QueueError;
 
     async fn call(&self, concert_id: i64, asks: &[Self::Ask]) -> Result<Vec<Answer<Self>>, StoreError> {
-        get_tokens(&self.redis, &self.settings, concert_id, asks).await
+        let now = Instant::now();
+        let reads = self.plan(asks, now);
+        let answers = match get_tokens(&self.redis, &self.settings, concert_id, &reads).await {
+            Ok(answers) => answers,
+            Err(e) => {
+                // Sightings may have been claimed and not written: those
+                // tokens are read whole again.
+                let mut known = self.known.lock().expect("known tokens lock is never poisoned");
+                for (token, _) in &reads {
+                    known.tokens.remove(token.as_str());
+                }
+                return Err(e);
+            }
+        };
+        self.learn(&reads, &answers, now);
+        Ok(answers.into_iter().map(|answer| answer.map(|a| a.view)).collect())
     }
 }
 
@@ -51,8 +158,17 @@ impl StatusReader {
 
     /// A reader whose lanes stop after `idle` without reads.
     pub fn with_idle(redis: RedisStore, settings: QueueSettings, idle: Duration) -> Self {
+        let reads = Reads {
+            redis,
+            grain: sighting_grain(&settings),
+            settings,
+            known: Mutex::new(Known {
+                tokens: HashMap::new(),
+                forgotten_at: Instant::now(),
+            }),
+        };
         Self {
-            lanes: Lanes::new(Reads { redis, settings }, "queue_status", MAX_BATCH, idle),
+            lanes: Lanes::new(reads, "queue_status", MAX_BATCH, idle),
         }
     }
 
@@ -73,5 +189,16 @@ impl StatusReader {
     /// Script calls made so far.
     pub fn calls(&self) -> u64 {
         self.lanes.calls()
+    }
+
+    /// Waiting tokens this instance knows (reads them by their place only).
+    pub fn known(&self) -> usize {
+        self.lanes
+            .merge()
+            .known
+            .lock()
+            .expect("known tokens lock is never poisoned")
+            .tokens
+            .len()
     }
 }

@@ -117,6 +117,11 @@ impl<M: Merge> Lanes<M> {
         self.inner.calls.load(Ordering::Relaxed)
     }
 
+    /// What answers the calls.
+    pub fn merge(&self) -> &M {
+        &self.inner.merge
+    }
+
     fn lane(&self, tag_id: i64) -> mpsc::UnboundedSender<Pending<M>> {
         let mut lanes = self.inner.lanes.lock().expect("lanes lock is never poisoned");
         if let Some(lane) = lanes.get(&tag_id).filter(|l| !l.is_closed()) {

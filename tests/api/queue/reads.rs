@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use ticketrush::queue::{QueueError, QueueToken, StatusReader};
 
-use super::{config, issue_new, token_of, waiting_room};
+use super::{config, issue_new, leave_ok, token_of, waiting_room};
 use crate::helpers::{eventually, TestApp, TestConfig, TestUser};
 
 /// The first fan takes the one slot, the next `n` wait at positions 1..=n;
@@ -71,6 +71,40 @@ async fn concurrent_reads_share_script_calls_and_each_gets_its_own_answer() {
     // 83 reads sent together: the first may go out alone, the rest ride
     // along; one call each would be 83.
     assert!(reader.calls() <= 8, "{} calls for 83 reads", reader.calls());
+}
+
+#[tokio::test]
+async fn a_waiter_read_again_by_its_place_alone_answers_as_a_whole_read_does() {
+    // Arrange: one slot taken, two waiters; the reader reads the second
+    // waiter whole once, and so learns it.
+    let (app, concert, fans) = waiting_room(config(1), 4).await;
+    let (active, waiters) = queue_of(&app, &fans, concert.id, 2).await;
+    let reader = StatusReader::new(app.redis.clone(), app.settings.queue.clone());
+    let ((ahead, ahead_token), (owner, token)) = (&waiters[0], &waiters[1]);
+    let stranger = &fans[3];
+    let whole = reader.get(parse(token), Some(owner.id)).await.expect("reads");
+
+    // Act
+    let again = reader.get(parse(token), None).await.expect("reads");
+    let again_as_owner = reader.get(parse(token), Some(owner.id)).await.expect("reads");
+    let known = reader.known();
+    let as_stranger = reader.get(parse(token), Some(stranger.id)).await;
+    leave_ok(&app, ahead, ahead_token).await;
+    let moved_up = reader.get(parse(token), None).await.expect("reads");
+    leave_ok(&app, &fans[0], &active).await;
+    let admitted = reader.get(parse(token), Some(owner.id)).await.expect("reads");
+
+    // Assert
+    assert_eq!(known, 1, "a waiting token read whole is known");
+    assert_eq!((whole.status, whole.position), ("WAITING", 2));
+    assert_eq!(again, whole);
+    assert_eq!(again_as_owner, whole);
+    assert!(matches!(as_stranger, Err(QueueError::Forbidden)), "{as_stranger:?}");
+    assert_eq!((moved_up.status, moved_up.position), ("WAITING", 1));
+    assert_eq!((moved_up.user_id, moved_up.issued_at), (owner.id, whole.issued_at));
+    assert_eq!((admitted.status, admitted.position), ("ACTIVE", 0));
+    assert!(admitted.active_until.is_some());
+    assert_eq!(reader.known(), 0, "a token no longer waiting is read whole");
 }
 
 #[tokio::test]
