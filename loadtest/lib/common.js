@@ -36,7 +36,6 @@ export function assertLoopback(url) {
 export const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 assertLoopback(BASE_URL);
 
-/** Per-request timeout (seconds). */
 /**
  * The scenario of a load loop: `vus` VUs as fast as they can for `seconds`,
  * or with `rate` > 0 an open model instead, `rate` iterations a second
@@ -60,6 +59,7 @@ export function loadScenario({ vus, seconds, rate }) {
     : { executor: 'constant-vus', vus, duration: `${seconds}s`, gracefulStop: '5s' };
 }
 
+/** Per-request timeout (seconds). */
 export const REQUEST_TIMEOUT = `${envInt('REQUEST_TIMEOUT_SECONDS', 10, 1, 120)}s`;
 
 /** Thresholds shared by every scenario (milliseconds). */

@@ -168,7 +168,7 @@ pub async fn get_token(
     token: &QueueToken,
     user_id: Option<i64>,
 ) -> Result<TokenView, QueueError> {
-    let read = [(token.clone(), Read::Whole(user_id))];
+    let read = [(token, Read::Whole(user_id))];
     let mut answers = get_tokens(redis, settings, token.concert_id(), &read).await?;
     answers.pop().expect("one answer a read").map(|answer| answer.view)
 }
@@ -209,7 +209,7 @@ pub async fn get_tokens(
     redis: &RedisStore,
     settings: &QueueSettings,
     concert_id: i64,
-    reads: &[(QueueToken, Read)],
+    reads: &[(&QueueToken, Read)],
 ) -> Result<Vec<Result<ReadAnswer, QueueError>>, StoreError> {
     let mut args: Vec<fred::types::Value> = limits(settings).into();
     args.reserve(reads.len() * 2);

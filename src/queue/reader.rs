@@ -67,35 +67,31 @@ struct Waiter {
 
 impl Reads {
     /// How each ask is read: known waiting tokens by their place only.
-    fn plan(&self, asks: &[(QueueToken, Option<i64>)], now: Instant) -> Vec<(QueueToken, Read)> {
+    fn plan<'a>(&self, asks: &'a [(QueueToken, Option<i64>)], now: Instant) -> Vec<(&'a QueueToken, Read)> {
         let mut known = self.known.lock().expect("known tokens lock is never poisoned");
         asks.iter()
             .map(|(token, user_id)| {
                 let read = match known.tokens.get_mut(token.as_str()) {
                     Some(waiter) if user_id.is_none_or(|u| u == waiter.user_id) => {
                         waiter.read = now;
-                        let sight = waiter
-                            .sighted
-                            .is_none_or(|at| now.saturating_duration_since(at) >= self.grain);
-                        if sight {
-                            // Claimed now, so reads merged into the same call ask once.
-                            waiter.sighted = Some(now);
-                        }
                         Read::Known {
                             user_id: waiter.user_id,
                             issued_at: waiter.issued_at,
-                            sight,
+                            sight: waiter
+                                .sighted
+                                .is_none_or(|at| now.saturating_duration_since(at) >= self.grain),
                         }
                     }
                     _ => Read::Whole(*user_id),
                 };
-                (token.clone(), read)
+                (token, read)
             })
             .collect()
     }
 
-    /// Remembers the tokens that wait, forgets the others.
-    fn learn(&self, reads: &[(QueueToken, Read)], answers: &[Result<ReadAnswer, QueueError>], now: Instant) {
+    /// Remembers the tokens that wait and the sightings written (at `now`
+    /// or later), forgets the others.
+    fn learn(&self, reads: &[(&QueueToken, Read)], answers: &[Result<ReadAnswer, QueueError>], now: Instant) {
         let mut known = self.known.lock().expect("known tokens lock is never poisoned");
         for ((token, read), answer) in reads.iter().zip(answers) {
             match (read, answer) {
@@ -108,7 +104,11 @@ impl Reads {
                     };
                     known.tokens.insert(token.as_str().to_owned(), waiter);
                 }
-                (Read::Known { .. }, Ok(answer)) if answer.view.status == "WAITING" => {}
+                (Read::Known { sight, .. }, Ok(answer)) if answer.view.status == "WAITING" => {
+                    if let (true, Some(waiter)) = (*sight, known.tokens.get_mut(token.as_str())) {
+                        waiter.sighted = Some(now);
+                    }
+                }
                 (_, Err(QueueError::Forbidden)) => {}
                 _ => {
                     known.tokens.remove(token.as_str());
@@ -133,18 +133,7 @@ impl Merge for Reads {
     async fn call(&self, concert_id: i64, asks: &[Self::Ask]) -> Result<Vec<Answer<Self>>, StoreError> {
         let now = Instant::now();
         let reads = self.plan(asks, now);
-        let answers = match get_tokens(&self.redis, &self.settings, concert_id, &reads).await {
-            Ok(answers) => answers,
-            Err(e) => {
-                // Sightings may have been claimed and not written: those
-                // tokens are read whole again.
-                let mut known = self.known.lock().expect("known tokens lock is never poisoned");
-                for (token, _) in &reads {
-                    known.tokens.remove(token.as_str());
-                }
-                return Err(e);
-            }
-        };
+        let answers = get_tokens(&self.redis, &self.settings, concert_id, &reads).await?;
         self.learn(&reads, &answers, now);
         Ok(answers.into_iter().map(|answer| answer.map(|a| a.view)).collect())
     }

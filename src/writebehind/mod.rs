@@ -223,9 +223,7 @@ impl Worker {
                     Ok(()) => continue,
                     Err(e) => {
                         tracing::warn!(error = %e, "waiting for new entries failed; polling");
-                        if let Some(waker) = self.waker.take() {
-                            let _ = waker.quit().await;
-                        }
+                        self.close_waker().await;
                         IDLE_PAUSE
                     }
                 },
@@ -241,10 +239,15 @@ impl Worker {
             }
         }
         self.drain(Duration::from_secs(5)).await;
+        self.close_waker().await;
+        Ok(())
+    }
+
+    /// Closes the waiting connection (the next wait opens a new one).
+    async fn close_waker(&mut self) {
         if let Some(waker) = self.waker.take() {
             let _ = waker.quit().await;
         }
-        Ok(())
     }
 
     /// After a flush found nothing: waits up to [`IDLE_WAIT`] for new

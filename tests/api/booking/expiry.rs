@@ -8,7 +8,18 @@ use serde_json::Value;
 use ticketrush::sweeper::{sweep_all, SAGA_TIMEOUT};
 
 use super::PRICE;
-use crate::helpers::{assert_problem, id_of, spawn_app_with, TestConfig};
+use crate::helpers::{assert_problem, id_of, spawn_app_with, TestApp, TestConfig};
+
+/// A server whose holds last 1 s, with no sweeper running: only reads
+/// and explicit sweeps release lapsed holds.
+async fn app_without_sweeper() -> TestApp {
+    let mut config = TestConfig {
+        hold_ttl_seconds: 1,
+        ..TestConfig::default()
+    };
+    config.background.sweeper = false;
+    spawn_app_with(config).await
+}
 
 #[tokio::test]
 async fn a_lapsed_hold_reads_expired_and_its_seats_can_be_held_again() {
@@ -45,12 +56,7 @@ async fn a_lapsed_hold_reads_expired_and_its_seats_can_be_held_again() {
 #[tokio::test]
 async fn a_lapsed_hold_is_free_at_once_without_a_sweeper() {
     // Arrange
-    let mut config = TestConfig {
-        hold_ttl_seconds: 1,
-        ..TestConfig::default()
-    };
-    config.background.sweeper = false;
-    let app = spawn_app_with(config).await;
+    let app = app_without_sweeper().await;
     let concert = app.create_simple_concert(5, PRICE, 4).await;
     let (first, first_token) = app.fan("first", 0, concert.id).await;
     let (second, second_token) = app.fan("second", 0, concert.id).await;
@@ -96,12 +102,7 @@ async fn lapsed_holds_stop_counting_against_the_purchase_limit() {
 async fn one_sweep_releases_every_lapsed_hold_in_small_script_calls() {
     // Arrange: 40 one-seat holds (more than one script call releases)
     // lapse with no sweeper running and nobody reading them.
-    let mut config = TestConfig {
-        hold_ttl_seconds: 1,
-        ..TestConfig::default()
-    };
-    config.background.sweeper = false;
-    let app = spawn_app_with(config).await;
+    let app = app_without_sweeper().await;
     let concert = app.create_simple_concert(40, PRICE, 10).await;
     let mut seats = 1..=40;
     for name in ["a", "b", "c", "d"] {
