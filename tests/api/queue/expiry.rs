@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::{issue_new, leave_ok, line_up, quick_idle_config, rfc3339_ms, stored_token, token_of, waiting_room};
-use crate::helpers::{assert_problem, eventually, TestConfig};
+use crate::helpers::{assert_problem, eventually, TestApp, TestConfig};
 
 #[tokio::test]
 async fn a_waiter_not_seen_for_the_idle_timeout_is_dropped_and_the_next_one_gets_the_slot() {
@@ -51,15 +51,15 @@ async fn a_waiter_not_seen_for_the_idle_timeout_is_dropped_and_the_next_one_gets
 }
 
 /// When a waiter was last seen, as the scripts keep it (ms).
-async fn last_seen(app: &crate::helpers::TestApp, concert_id: i64, token: &str) -> f64 {
+async fn last_seen(app: &TestApp, concert_id: i64, token: &str) -> f64 {
     let key = format!("{}q:seen", app.redis.keys().concert(concert_id));
     let seen: Option<f64> = app.redis.client().zscore(key, token).await.expect("redis answers");
     seen.expect("a waiting token has a sighting")
 }
 
-#[tokio::test]
-async fn a_sighting_is_written_at_most_once_a_grain_and_then_moves_forward() {
-    // Arrange: one slot taken; idle timeout 20 s, so the grain is 1 s.
+/// One slot taken and one waiter behind it; idle timeout 20 s, so the
+/// grain is 1 s.
+async fn waiter_with_a_one_second_grain() -> (TestApp, i64, String) {
     let config = TestConfig {
         active_max: 1,
         idle_timeout_seconds: 20,
@@ -67,18 +67,31 @@ async fn a_sighting_is_written_at_most_once_a_grain_and_then_moves_forward() {
     };
     let (app, concert, fans) = waiting_room(config, 2).await;
     let [_, waiter] = line_up(&app, &fans, concert.id).await;
-    let issued = last_seen(&app, concert.id, &waiter).await;
+    (app, concert.id, waiter)
+}
 
-    // Act: polls right after the issue, then one past the grain.
+/// Polls `waiter` five times in a row; whether they all fell within 900 ms
+/// (so within one grain).
+async fn quick_polls(app: &TestApp, waiter: &str) -> bool {
     let started = std::time::Instant::now();
     for _ in 0..5 {
-        assert_eq!(app.token_status(&waiter).await["status"], "WAITING");
+        assert_eq!(app.token_status(waiter).await["status"], "WAITING");
     }
-    let after_quick_polls = last_seen(&app, concert.id, &waiter).await;
-    let quick = started.elapsed() < Duration::from_millis(900);
+    started.elapsed() < Duration::from_millis(900)
+}
+
+#[tokio::test]
+async fn a_sighting_is_written_at_most_once_a_grain_and_then_moves_forward() {
+    // Arrange
+    let (app, concert_id, waiter) = waiter_with_a_one_second_grain().await;
+    let issued = last_seen(&app, concert_id, &waiter).await;
+
+    // Act: polls right after the issue, then one past the grain.
+    let quick = quick_polls(&app, &waiter).await;
+    let after_quick_polls = last_seen(&app, concert_id, &waiter).await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(app.token_status(&waiter).await["status"], "WAITING");
-    let after_grain = last_seen(&app, concert.id, &waiter).await;
+    let after_grain = last_seen(&app, concert_id, &waiter).await;
 
     // Assert
     if quick {
@@ -88,6 +101,25 @@ async fn a_sighting_is_written_at_most_once_a_grain_and_then_moves_forward() {
         after_grain >= issued + 1_000.0,
         "a poll past the grain moves the sighting forward: {issued} -> {after_grain}"
     );
+}
+
+#[tokio::test]
+async fn after_a_poll_writes_a_sighting_the_polls_within_the_next_grain_write_none() {
+    // Arrange: a first poll, then one past the grain that writes a sighting.
+    let (app, concert_id, waiter) = waiter_with_a_one_second_grain().await;
+    assert_eq!(app.token_status(&waiter).await["status"], "WAITING");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(app.token_status(&waiter).await["status"], "WAITING");
+    let written = last_seen(&app, concert_id, &waiter).await;
+
+    // Act
+    let quick = quick_polls(&app, &waiter).await;
+    let after = last_seen(&app, concert_id, &waiter).await;
+
+    // Assert
+    if quick {
+        assert_eq!(after, written, "polls within the grain after a write write no sighting");
+    }
 }
 
 #[tokio::test]
