@@ -125,7 +125,8 @@ async fn drain(f: &mut Fixture) -> usize {
     total
 }
 
-/// The ceiling: the same number of ledger rows in one `unnest` insert.
+/// The ceiling: as many ledger rows, with the same columns as the worker
+/// writes, in one `unnest` insert.
 async fn bare_insert(f: &Fixture, n: usize, round: i64) -> Duration {
     let users: Vec<i64> = (0..n).map(|i| f.users[i % f.users.len()]).collect();
     let versions: Vec<i64> = (0..n as i64).map(|i| round * 10_000_000 + i).collect();
@@ -133,15 +134,15 @@ async fn bare_insert(f: &Fixture, n: usize, round: i64) -> Duration {
     let amounts = vec![1i64; n];
     let before: Vec<i64> = (0..n as i64).collect();
     let after: Vec<i64> = (1..=n as i64).collect();
+    let refs: Vec<Option<uuid::Uuid>> = vec![None; n];
+    let created = vec![std::time::SystemTime::now(); n];
     let mut client = f.pg.get().await.expect("connection");
     let started = Instant::now();
     let tx = client.transaction().await.expect("tx");
     tx.execute(
-        "insert into bare_ledger (user_id, version, entry_type, amount, balance_before, balance_after, created_at)
-         select u.user_id, u.version, u.kind, u.amount, u.before, u.after, now()
-           from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
-             as u(user_id, version, kind, amount, before, after)",
-        &[&users, &versions, &kinds, &amounts, &before, &after],
+        "insert into bare_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at)
+         select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[])",
+        &[&users, &versions, &kinds, &amounts, &before, &after, &refs, &created],
     )
     .await
     .expect("bare insert");
