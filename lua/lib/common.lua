@@ -23,11 +23,12 @@ local function jget(key)
   return nil
 end
 
--- Appends one event (kind + JSON state) to the tag's stream, which the
--- write-behind worker projects into Postgres. Returns the JSON.
+-- Appends one event to the tag's stream, which the write-behind worker
+-- projects into Postgres: one field, named by the kind, holding the JSON
+-- state. Returns the JSON.
 local function emit(kind, obj)
   local d = cjson.encode(obj)
-  redis.call('XADD', B .. 'ev', '*', 'k', kind, 'd', d)
+  redis.call('XADD', B .. 'ev', '*', kind, d)
   return d
 end
 

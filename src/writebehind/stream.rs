@@ -23,8 +23,8 @@ use super::{BATCH, GROUP};
 use crate::store::redis::RedisStore;
 use crate::store::StoreError;
 
-/// What an event describes (the stream entry's `k` field), named as the
-/// scripts name it.
+/// What an event describes (the name of the stream entry's one field), as
+/// the scripts name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     User,
@@ -357,9 +357,15 @@ fn parse_entries(stream: &Arc<str>, entries: Value, out: &mut Vec<Entry>) -> Res
             let mut fields = fields.into_iter();
             while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
                 match name.as_bytes() {
+                    // Entries of earlier versions: `k` <kind> `d` <JSON>.
                     Some(b"k") => kind = Kind::parse(value.as_bytes().unwrap_or_default()),
                     Some(b"d") => data = into_bytes(value),
-                    _ => {}
+                    // One field: <kind> <JSON>.
+                    Some(name) => {
+                        kind = Kind::parse(name);
+                        data = into_bytes(value);
+                    }
+                    None => {}
                 }
             }
         }
@@ -532,6 +538,11 @@ mod tests {
     }
 
     fn entry(id: &str, kind: &str, data: &str) -> Value {
+        Value::Array(vec![bulk(id), Value::Array(vec![bulk(kind), bulk(data)])])
+    }
+
+    /// As entries were written before the kind named the field.
+    fn earlier_entry(id: &str, kind: &str, data: &str) -> Value {
         Value::Array(vec![
             bulk(id),
             Value::Array(vec![bulk("k"), bulk(kind), bulk("d"), bulk(data)]),
@@ -554,6 +565,7 @@ mod tests {
             entry("5-1", "ledger", "{}"),
             Value::Array(vec![bulk("5-2"), Value::Null]),
             entry("6-0", "seat", "[]"),
+            earlier_entry("6-1", "token", "{\"a\":1}"),
         ]);
         let reply = Value::Array(vec![Value::Array(vec![bulk("tr:{u:1}:ev"), entries])]);
         let mut out = Vec::new();
@@ -568,9 +580,11 @@ mod tests {
                 ("5-1".into(), "ledger".into(), Bytes::from("{}")),
                 ("5-2".into(), "".into(), Bytes::new()),
                 ("6-0".into(), "seat".into(), Bytes::from("[]")),
+                ("6-1".into(), "token".into(), Bytes::from("{\"a\":1}")),
             ]
         );
         assert_eq!(out[0].kind, Kind::Ledger);
+        assert_eq!(out[3].kind, Kind::Token);
         assert!(parse_read(&stream, Value::Null, &mut out).is_ok());
         assert!(parse_read(&stream, bulk("nope"), &mut out).is_err());
     }
