@@ -1,6 +1,10 @@
 //! The write-behind, `verify` and `rebuild` (DESIGN.md "Postgres").
 
+use std::collections::BTreeSet;
 use std::time::Duration;
+
+use fred::interfaces::{ClientLike, KeysInterface};
+use fred::types::{CustomCommand, Value as RedisValue};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -157,6 +161,53 @@ async fn events_applied_out_of_order_converge_on_the_same_rows() {
     // Assert
     assert!(pending.is_empty());
     assert_eq!(snapshot(&other).await, in_order);
+}
+
+#[tokio::test]
+async fn events_in_the_earlier_entry_shape_are_persisted_alike() {
+    // Arrange: the events of some sales, each stream written again with
+    // the same ids in the shape of earlier versions, `k` <kind> `d` <JSON>.
+    let app = spawn_app().await;
+    some_sales(&app).await;
+    let entries = writebehind::read_all(&app.redis).await.unwrap();
+    let client = app.redis.client();
+    let streams: BTreeSet<String> = entries.iter().map(|e| e.stream.to_string()).collect();
+    let _: i64 = client.del(streams.iter().cloned().collect::<Vec<_>>()).await.unwrap();
+    for e in &entries {
+        let args: Vec<RedisValue> = vec![
+            e.stream.to_string().into(),
+            e.id().into(),
+            "k".into(),
+            e.kind.as_str().into(),
+            "d".into(),
+            RedisValue::Bytes(e.data.clone()),
+        ];
+        let _: RedisValue = client
+            .custom(CustomCommand::new_static("XADD", None, false), args)
+            .await
+            .unwrap();
+    }
+    let first: RedisValue = client
+        .custom(
+            CustomCommand::new_static("XRANGE", None, false),
+            vec![
+                entries[0].stream.to_string(),
+                "-".into(),
+                "+".into(),
+                "COUNT".into(),
+                "1".into(),
+            ],
+        )
+        .await
+        .unwrap();
+    let fields = first.into_array().remove(0).into_array().remove(1).into_array();
+    assert_eq!(fields.len(), 4, "the entries are of the earlier shape");
+    // Act
+    let written = app.drain_writebehind().await;
+    // Assert
+    assert_eq!(written, entries.len());
+    assert_eq!(writebehind::backlog(&app.redis).await.unwrap(), 0);
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
 }
 
 #[tokio::test]
