@@ -136,13 +136,14 @@ async fn bare_insert(f: &Fixture, n: usize, round: i64) -> Duration {
     let after: Vec<i64> = (1..=n as i64).collect();
     let refs: Vec<Option<uuid::Uuid>> = vec![None; n];
     let created = vec![std::time::SystemTime::now(); n];
+    let keys: Vec<Option<&str>> = vec![None; n];
     let mut client = f.pg.get().await.expect("connection");
     let started = Instant::now();
     let tx = client.transaction().await.expect("tx");
     tx.execute(
-        "insert into bare_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at)
-         select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[])",
-        &[&users, &versions, &kinds, &amounts, &before, &after, &refs, &created],
+        "insert into bare_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at, idempotency_key)
+         select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[], $9::text[])",
+        &[&users, &versions, &kinds, &amounts, &before, &after, &refs, &created, &keys],
     )
     .await
     .expect("bare insert");

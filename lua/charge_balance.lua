@@ -14,7 +14,7 @@ if not balance then return { 'USER_NOT_FOUND' } end
 if tonumber(balance) + amount > ceiling then
   return { 'BALANCE_LIMIT', balance }
 end
-local after = book(uid, 'CHARGE', amount, nil, now_ms())
+local after = book(uid, 'CHARGE', amount, nil, now_ms(), ikey ~= '' and ikey or nil)
 local answer = cjson.encode({ user_id = tonumber(uid), amount = amount, balance = after })
 if ikey ~= '' then
   redis.call('SET', idem, answer, 'EX', 86400)

@@ -12,8 +12,10 @@ local HISTORY_LEN = 200
 local SAGA_TTL = 30 * 86400
 
 -- Moves the balance by `amount` (negative for a debit), appends the ledger
--- entry to the history and the stream. Returns the new balance and version.
-local function book(uid, kind, amount, reference, now)
+-- entry to the history and the stream. `ikey`, the request's idempotency
+-- key (or nil), goes with the event, so that `rebuild` can restore the
+-- request's idempotency record. Returns the new balance and version.
+local function book(uid, kind, amount, reference, now, ikey)
   local w = B .. 'w:' .. uid
   local before = tonumber(redis.call('HGET', w, 'balance'))
   local after = before + amount
@@ -22,7 +24,7 @@ local function book(uid, kind, amount, reference, now)
   local entry = {
     user_id = tonumber(uid), version = version, type = kind, amount = amount,
     balance_before = before, balance_after = after,
-    reference = reference or cjson.null, at = now,
+    reference = reference or cjson.null, at = now, idempotency_key = ikey,
   }
   local d = emit('ledger', entry)
   redis.call('LPUSH', B .. 'h:' .. uid, d)

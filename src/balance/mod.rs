@@ -71,6 +71,10 @@ pub struct LedgerEvent {
     pub balance_after: i64,
     pub reference: Option<String>,
     pub at: i64,
+    /// The `Idempotency-Key` of the charge that booked it, if any (kept in
+    /// Postgres so that `rebuild` restores the charge's idempotency record).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// A history entry as the API shows it.

@@ -101,8 +101,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let report = reconcile::rebuild(&redis, &pg).await?;
             println!(
-                "rebuilt {} users, {} concerts, {} reservations, {} payments",
-                report.users, report.concerts, report.reservations, report.payments
+                "rebuilt {} users, {} concerts, {} reservations, {} payments, {} charge idempotency keys",
+                report.users, report.concerts, report.reservations, report.payments, report.charge_keys
             );
             redis.quit().await;
         }

@@ -2,19 +2,23 @@
 //!
 //! Restored: users with their key hashes, wallets (balance, version, the
 //! newest history), concerts and schedules (catalog and seat maps), seat
-//! owners and per-user seat counts, reservations, payments, and the saga
-//! records that keep a retried payment or refund from happening twice.
+//! owners and per-user seat counts, reservations, payments, the saga
+//! records that keep a retried payment or refund from happening twice, and
+//! the idempotency records of the last day's charges (the ledger keeps each
+//! charge's Idempotency-Key).
 //!
 //! Not restored, by design: waiting-room tokens (the queue is live state;
-//! people join again, and their seats and money are safe), and idempotency
-//! records, which Postgres does not keep — a retry with an old
-//! Idempotency-Key after a Redis loss runs again. Holds and payments that
-//! were in flight are restored in the state Postgres last saw.
+//! people join again, and their seats and money are safe), and the
+//! idempotency records of holds and payments, which Postgres does not keep:
+//! a hold retried with an old key is a new request, a payment retried with
+//! one finds its reservation paid. Holds and payments that were in flight
+//! are restored in the state Postgres last saw.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use deadpool_postgres::Pool;
 use fred::interfaces::{HashesInterface, KeysInterface, ListInterface, SetsInterface, SortedSetsInterface};
+use fred::types::Expiration;
 use serde_json::{json, Value};
 
 use crate::booking::{Concert, Schedule};
@@ -27,10 +31,16 @@ pub struct RebuildReport {
     pub concerts: usize,
     pub reservations: usize,
     pub payments: usize,
+    /// Idempotency records of charges made in the last day.
+    pub charge_keys: usize,
 }
 
 /// Newest history entries restored per wallet (as the scripts keep).
 const HISTORY_LEN: i64 = 200;
+
+/// How long a charge's idempotency record lives (as `charge_balance.lua`
+/// keeps it).
+const CHARGE_KEY_SECONDS: i64 = 86_400;
 
 fn ms(t: Option<chrono::DateTime<chrono::Utc>>) -> Value {
     t.map_or(Value::Null, |t| json!(t.timestamp_millis()))
@@ -51,6 +61,7 @@ pub async fn rebuild(redis: &RedisStore, pg: &Pool) -> anyhow::Result<RebuildRep
     report.concerts = concerts.len();
     report.reservations = reservations(redis, pg).await?;
     report.payments = payments(redis, pg).await?;
+    report.charge_keys = charge_keys(redis, pg).await?;
     sequences(redis, pg).await?;
     Ok(report)
 }
@@ -109,6 +120,36 @@ async fn users(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
     for row in &refunds {
         let key = format!("{}ref:{}", keys.wallet(row.get(0)), row.get::<_, String>(1));
         let _: () = redis.client().set(key, row.get::<_, i64>(2), None, None, false).await?;
+    }
+    Ok(rows.len())
+}
+
+/// The idempotency records of the charges of the last day, each with what
+/// is left of its day: a charge retried with its `Idempotency-Key` answers
+/// as it first did and books nothing.
+async fn charge_keys(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
+    let keys = redis.keys();
+    let rows = pg
+        .get()
+        .await?
+        .query(
+            "select user_id, idempotency_key, amount, balance_after,
+                    $1 - extract(epoch from now() - created_at)::bigint
+               from wallet_ledger
+              where idempotency_key is not null and entry_type = 'CHARGE'
+                and created_at > now() - make_interval(secs => $1)",
+            &[&CHARGE_KEY_SECONDS],
+        )
+        .await?;
+    for row in &rows {
+        let user: i64 = row.get(0);
+        let key = format!("{}idem:{user}:charge:{}", keys.wallet(user), row.get::<_, String>(1));
+        let answer = json!({ "user_id": user, "amount": row.get::<_, i64>(2), "balance": row.get::<_, i64>(3) });
+        let left = row.get::<_, i64>(4).max(1);
+        let _: () = redis
+            .client()
+            .set(key, answer.to_string(), Some(Expiration::EX(left)), None, false)
+            .await?;
     }
     Ok(rows.len())
 }

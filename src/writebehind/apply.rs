@@ -227,12 +227,13 @@ async fn insert_ledger(tx: &Transaction<'_>, ledger: &[LedgerEvent], how: Ledger
         .map(|e| e.reference.as_deref().and_then(|r| Uuid::parse_str(r).ok()))
         .collect();
     let created: Vec<SystemTime> = ledger.iter().map(|e| at(e.at)).collect();
+    let keys: Vec<Option<&str>> = ledger.iter().map(|e| e.idempotency_key.as_deref()).collect();
     macro_rules! insert_rows {
         ($tail:literal) => {
             concat!(
-                "insert into wallet_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at)
-                 select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[])
-                   as u(user_id, version, kind, amount, before, after, ref, at) ",
+                "insert into wallet_ledger (user_id, version, entry_type, amount, balance_before, balance_after, reference, created_at, idempotency_key)
+                 select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::uuid[], $8::timestamptz[], $9::text[])
+                   as u(user_id, version, kind, amount, before, after, ref, at, key) ",
                 $tail
             )
         };
@@ -244,7 +245,9 @@ async fn insert_ledger(tx: &Transaction<'_>, ledger: &[LedgerEvent], how: Ledger
     let stmt = tx.prepare_cached(sql).await?;
     tx.execute(
         &stmt,
-        &[&users, &versions, &kinds, &amounts, &before, &after, &refs, &created],
+        &[
+            &users, &versions, &kinds, &amounts, &before, &after, &refs, &created, &keys,
+        ],
     )
     .await?;
     Ok(())

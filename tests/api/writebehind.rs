@@ -389,3 +389,32 @@ async fn rebuild_restores_what_the_api_showed_after_redis_is_lost() {
     app.drain_writebehind().await;
     assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
 }
+
+#[tokio::test]
+async fn a_charge_retried_with_its_key_after_a_rebuild_answers_as_before_and_books_nothing() {
+    // Arrange: a charge with an Idempotency-Key reaches Postgres, then
+    // Redis loses everything and is rebuilt.
+    let app = spawn_app().await;
+    let user = app.create_user_with("dora", 2_000).await;
+    let first = app.charge(&user, 1_000, Some("top-up-1")).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: Value = first.json().await.unwrap();
+    app.drain_writebehind().await;
+    assert!(reconcile::delete_all(&app.redis).await.unwrap() > 0);
+    let report = reconcile::rebuild(&app.redis, &app.pg).await.unwrap();
+    assert_eq!(report.charge_keys, 1, "the first charge had no key");
+    // Act
+    let retry = app.charge(&user, 9_999, Some("top-up-1")).await;
+    // Assert: the first answer, nothing booked, the record keeps its day.
+    assert_eq!(retry.status(), StatusCode::OK);
+    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    assert_eq!(app.balance(&user).await, 3_000);
+    let key = format!("{}idem:{}:charge:top-up-1", app.redis.keys().wallet(user.id), user.id);
+    let ttl: i64 = app.redis.client().ttl(key).await.unwrap();
+    assert!((86_000..=86_400).contains(&ttl), "what is left of its day: {ttl} s");
+    let other = app.charge(&user, 500, Some("top-up-2")).await;
+    assert_eq!(other.status(), StatusCode::OK);
+    assert_eq!(app.balance(&user).await, 3_500);
+    app.drain_writebehind().await;
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+}

@@ -9,7 +9,13 @@ use deadpool_postgres::Pool;
 use refinery::{Migration, Runner};
 
 /// `(refinery name, SQL)` of every migration, oldest first.
-const MIGRATIONS: &[(&str, &str)] = &[("V1__create_schema", include_str!("../../../sql/0001_create_schema.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("V1__create_schema", include_str!("../../../sql/0001_create_schema.sql")),
+    (
+        "V2__ledger_idempotency_key",
+        include_str!("../../../sql/0002_ledger_idempotency_key.sql"),
+    ),
+];
 
 /// Applies every migration not yet applied.
 ///
