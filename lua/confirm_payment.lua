@@ -19,8 +19,7 @@ r.confirmed_at = now
 save_res(r, now)
 p.status = 'SUCCESS'
 p.balance_after = tonumber(ARGV[2])
-p.paid_at = now
-p.idem = nil
+p.paid_at = now -- p.idem stays: rebuild restores the idempotency record
 local d = put(B .. 'p:' .. pid, 'payment', p)
 redis.call('ZREM', B .. 'paying', pid)
 expire_user_token(int(r.user_id), now)

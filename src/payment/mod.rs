@@ -71,6 +71,10 @@ pub struct PaymentState {
     pub paid_at: Option<i64>,
     #[serde(default)]
     pub refunded_at: Option<i64>,
+    /// The `Idempotency-Key` the payment was asked with, if any (kept in
+    /// Postgres so that `rebuild` restores the payment's idempotency record).
+    #[serde(default, rename = "idem")]
+    pub idempotency_key: Option<String>,
 }
 
 /// A payment as the API shows it.

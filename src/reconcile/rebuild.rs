@@ -4,15 +4,14 @@
 //! newest history), concerts and schedules (catalog and seat maps), seat
 //! owners and per-user seat counts, reservations, payments, the saga
 //! records that keep a retried payment or refund from happening twice, and
-//! the idempotency records of the last day's charges (the ledger keeps each
-//! charge's Idempotency-Key).
+//! the idempotency records of the last day's charges and payments (Postgres
+//! keeps the Idempotency-Key of each).
 //!
 //! Not restored, by design: waiting-room tokens (the queue is live state;
 //! people join again, and their seats and money are safe), and the
-//! idempotency records of holds and payments, which Postgres does not keep:
-//! a hold retried with an old key is a new request, a payment retried with
-//! one finds its reservation paid. Holds and payments that were in flight
-//! are restored in the state Postgres last saw.
+//! idempotency records of holds, which Postgres does not keep: a hold
+//! retried with an old key is a new request. Holds and payments that were
+//! in flight are restored in the state Postgres last saw.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,14 +32,16 @@ pub struct RebuildReport {
     pub payments: usize,
     /// Idempotency records of charges made in the last day.
     pub charge_keys: usize,
+    /// Idempotency records of payments asked for in the last day.
+    pub payment_keys: usize,
 }
 
 /// Newest history entries restored per wallet (as the scripts keep).
 const HISTORY_LEN: i64 = 200;
 
-/// How long a charge's idempotency record lives (as `charge_balance.lua`
-/// keeps it).
-const CHARGE_KEY_SECONDS: i64 = 86_400;
+/// How long an idempotency record lives (as `charge_balance.lua` and
+/// `begin_payment.lua` keep them).
+const IDEMPOTENCY_SECONDS: i64 = 86_400;
 
 fn ms(t: Option<chrono::DateTime<chrono::Utc>>) -> Value {
     t.map_or(Value::Null, |t| json!(t.timestamp_millis()))
@@ -62,6 +63,7 @@ pub async fn rebuild(redis: &RedisStore, pg: &Pool) -> anyhow::Result<RebuildRep
     report.reservations = reservations(redis, pg).await?;
     report.payments = payments(redis, pg).await?;
     report.charge_keys = charge_keys(redis, pg).await?;
+    report.payment_keys = payment_keys(redis, pg).await?;
     sequences(redis, pg).await?;
     Ok(report)
 }
@@ -138,7 +140,7 @@ async fn charge_keys(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
                from wallet_ledger
               where idempotency_key is not null and entry_type = 'CHARGE'
                 and created_at > now() - make_interval(secs => $1)",
-            &[&CHARGE_KEY_SECONDS],
+            &[&IDEMPOTENCY_SECONDS],
         )
         .await?;
     for row in &rows {
@@ -149,6 +151,35 @@ async fn charge_keys(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
         let _: () = redis
             .client()
             .set(key, answer.to_string(), Some(Expiration::EX(left)), None, false)
+            .await?;
+    }
+    Ok(rows.len())
+}
+
+/// The idempotency records of the payments asked for in the last day: a
+/// payment retried with its `Idempotency-Key` resumes that payment (which
+/// pays nothing again) and answers with it.
+async fn payment_keys(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
+    let keys = redis.keys();
+    let rows = pg
+        .get()
+        .await?
+        .query(
+            "select concert_id, user_id, idempotency_key, payment_id::text,
+                    $1 - extract(epoch from now() - created_at)::bigint
+               from payment
+              where idempotency_key is not null
+                and created_at > now() - make_interval(secs => $1)",
+            &[&IDEMPOTENCY_SECONDS],
+        )
+        .await?;
+    for row in &rows {
+        let (concert, user): (i64, i64) = (row.get(0), row.get(1));
+        let key = format!("{}idem:{user}:pay:{}", keys.concert(concert), row.get::<_, String>(2));
+        let left = row.get::<_, i64>(4).max(1);
+        let _: () = redis
+            .client()
+            .set(key, row.get::<_, String>(3), Some(Expiration::EX(left)), None, false)
             .await?;
     }
     Ok(rows.len())

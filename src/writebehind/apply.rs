@@ -520,16 +520,18 @@ async fn upsert_payments(tx: &Transaction<'_>, batch: &Batch) -> anyhow::Result<
     let refunded: Vec<Option<i64>> = rows.iter().map(|(_, p)| p.refunded_at).collect();
     let ms: Vec<i64> = rows.iter().map(|(at, _)| at.0).collect();
     let seq: Vec<i64> = rows.iter().map(|(at, _)| at.1).collect();
+    let keys: Vec<Option<&str>> = rows.iter().map(|(_, p)| p.idempotency_key.as_deref()).collect();
     let sql = format!(
         "insert into payment (payment_id, reservation_id, user_id, concert_id, amount, status, reason, balance_after,
-                              created_at, paid_at, refunded_at, event_ms, event_seq)
-         select u.id, u.res, u.usr, u.concert, u.amount, u.status, u.reason, u.after, {}, {}, {}, u.ms, u.seq
+                              created_at, paid_at, refunded_at, event_ms, event_seq, idempotency_key)
+         select u.id, u.res, u.usr, u.concert, u.amount, u.status, u.reason, u.after, {}, {}, {}, u.ms, u.seq, u.key
            from unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
-                       $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[])
-           as u(id, res, usr, concert, amount, status, reason, after, created, paid, refunded, ms, seq)
+                       $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::text[])
+           as u(id, res, usr, concert, amount, status, reason, after, created, paid, refunded, ms, seq, key)
          on conflict (payment_id) do update set status = excluded.status, reason = excluded.reason,
            balance_after = excluded.balance_after, paid_at = excluded.paid_at, refunded_at = excluded.refunded_at,
-           event_ms = excluded.event_ms, event_seq = excluded.event_seq, updated_at = now()
+           event_ms = excluded.event_ms, event_seq = excluded.event_seq, updated_at = now(),
+           idempotency_key = coalesce(excluded.idempotency_key, payment.idempotency_key)
          where (payment.event_ms, payment.event_seq) < (excluded.event_ms, excluded.event_seq)",
         ts("u.created"),
         ts("u.paid"),
@@ -552,6 +554,7 @@ async fn upsert_payments(tx: &Transaction<'_>, batch: &Batch) -> anyhow::Result<
             &refunded,
             &ms,
             &seq,
+            &keys,
         ],
     )
     .await?;

@@ -418,3 +418,41 @@ async fn a_charge_retried_with_its_key_after_a_rebuild_answers_as_before_and_boo
     app.drain_writebehind().await;
     assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
 }
+
+#[tokio::test]
+async fn a_payment_retried_with_its_key_after_a_rebuild_answers_as_before_and_pays_nothing() {
+    // Arrange: a payment with an Idempotency-Key reaches Postgres, then
+    // Redis loses everything and is rebuilt.
+    let app = spawn_app().await;
+    let user = app.create_user_with("erin", 1_000_000).await;
+    let concert = app.create_simple_concert(10, 50_000, 4).await;
+    let token = app.active_token(&user, concert.id).await;
+    let held: Value = app
+        .hold(&user, &token, concert.schedule_id, &[1])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pay = || {
+        app.gated(Method::POST, "/v1/payments", &user, &token)
+            .header("Idempotency-Key", "pay-1")
+            .json(&serde_json::json!({ "reservation_id": held["id"] }))
+            .send()
+    };
+    let first = pay().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let balance = app.balance(&user).await;
+    app.drain_writebehind().await;
+    assert!(reconcile::delete_all(&app.redis).await.unwrap() > 0);
+    let report = reconcile::rebuild(&app.redis, &app.pg).await.unwrap();
+    assert_eq!(report.payment_keys, 1);
+    // Act: the retry carries the old queue token, as a client's would.
+    let retry = pay().await.unwrap();
+    // Assert
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    assert_eq!(app.balance(&user).await, balance, "paid once");
+    app.drain_writebehind().await;
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+}

@@ -12,8 +12,8 @@ use refinery::{Migration, Runner};
 const MIGRATIONS: &[(&str, &str)] = &[
     ("V1__create_schema", include_str!("../../../sql/0001_create_schema.sql")),
     (
-        "V2__ledger_idempotency_key",
-        include_str!("../../../sql/0002_ledger_idempotency_key.sql"),
+        "V2__idempotency_keys",
+        include_str!("../../../sql/0002_idempotency_keys.sql"),
     ),
 ];
 

@@ -1,6 +1,0 @@
--- The Idempotency-Key a charge was made with, so that `ticketrush rebuild`
--- can restore the idempotency records of the last day after Redis is lost.
-alter table wallet_ledger add column idempotency_key text;
-
-create index wallet_ledger_idempotency_recent on wallet_ledger (created_at)
-    where idempotency_key is not null;
