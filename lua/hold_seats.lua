@@ -68,11 +68,16 @@ local function hold(tok, uid, cid, sid, rid, ttl, ikey, seats)
     seats = seats, amount = price * #seats, status = 'HELD', held_at = now,
     expires_at = now + tonumber(ttl),
   }
+  if ikey ~= '' then r.idem = ikey end -- kept, so that rebuild can restore the record
   local d = save_res(r, now)
   redis.call('ZADD', B .. 'hx', r.expires_at, rid)
   redis.call('ZADD', B .. 'ur:' .. uid, now, rid)
   redis.call('ZADD', B .. 'uh:' .. uid, r.expires_at, rid)
-  if ikey ~= '' then redis.call('SET', idem, d, 'EX', 86400) end
+  if ikey ~= '' then
+    r.idem = nil -- the answer is the reservation alone
+    d = cjson.encode(r)
+    redis.call('SET', idem, d, 'EX', 86400)
+  end
   return 'OK', d
 end
 

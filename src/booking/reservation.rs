@@ -31,6 +31,10 @@ pub struct ReservationState {
     pub cancelled_at: Option<i64>,
     #[serde(default)]
     pub refunded_at: Option<i64>,
+    /// The `Idempotency-Key` the hold was asked with, if any (kept in
+    /// Postgres so that `rebuild` restores the hold's idempotency record).
+    #[serde(default, rename = "idem")]
+    pub idempotency_key: Option<String>,
 }
 
 /// A reservation as the API shows it.

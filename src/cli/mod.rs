@@ -101,12 +101,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let report = reconcile::rebuild(&redis, &pg).await?;
             println!(
-                "rebuilt {} users, {} concerts, {} reservations, {} payments, {} idempotency keys of charges and {} of payments",
+                "rebuilt {} users, {} concerts, {} reservations, {} payments; idempotency keys: {} charges, {} holds, {} payments",
                 report.users,
                 report.concerts,
                 report.reservations,
                 report.payments,
                 report.charge_keys,
+                report.hold_keys,
                 report.payment_keys
             );
             redis.quit().await;

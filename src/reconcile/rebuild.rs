@@ -4,14 +4,13 @@
 //! newest history), concerts and schedules (catalog and seat maps), seat
 //! owners and per-user seat counts, reservations, payments, the saga
 //! records that keep a retried payment or refund from happening twice, and
-//! the idempotency records of the last day's charges and payments (Postgres
-//! keeps the Idempotency-Key of each).
+//! the idempotency records of the last day's charges, holds and payments
+//! (Postgres keeps the Idempotency-Key of each).
 //!
 //! Not restored, by design: waiting-room tokens (the queue is live state;
-//! people join again, and their seats and money are safe), and the
-//! idempotency records of holds, which Postgres does not keep: a hold
-//! retried with an old key is a new request. Holds and payments that were
-//! in flight are restored in the state Postgres last saw.
+//! people join again, and their seats and money are safe). Holds and
+//! payments that were in flight are restored in the state Postgres last
+//! saw.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,6 +31,8 @@ pub struct RebuildReport {
     pub payments: usize,
     /// Idempotency records of charges made in the last day.
     pub charge_keys: usize,
+    /// Idempotency records of holds asked for in the last day.
+    pub hold_keys: usize,
     /// Idempotency records of payments asked for in the last day.
     pub payment_keys: usize,
 }
@@ -63,6 +64,7 @@ pub async fn rebuild(redis: &RedisStore, pg: &Pool) -> anyhow::Result<RebuildRep
     report.reservations = reservations(redis, pg).await?;
     report.payments = payments(redis, pg).await?;
     report.charge_keys = charge_keys(redis, pg).await?;
+    report.hold_keys = hold_keys(redis, pg).await?;
     report.payment_keys = payment_keys(redis, pg).await?;
     sequences(redis, pg).await?;
     Ok(report)
@@ -151,6 +153,43 @@ async fn charge_keys(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
         let _: () = redis
             .client()
             .set(key, answer.to_string(), Some(Expiration::EX(left)), None, false)
+            .await?;
+    }
+    Ok(rows.len())
+}
+
+/// The idempotency records of the holds asked for in the last day, each
+/// the reservation as the hold first answered it (its seats in seat order:
+/// Postgres does not keep the order they were asked in).
+async fn hold_keys(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
+    let keys = redis.keys();
+    let rows = pg
+        .get()
+        .await?
+        .query(
+            "select r.concert_id, r.user_id, r.idempotency_key, r.reservation_id::text, r.schedule_id, r.amount,
+                    r.held_at, r.expires_at, array_agg(s.seat_number order by s.seat_number),
+                    $1 - extract(epoch from now() - r.held_at)::bigint
+               from reservation r join reservation_seat s using (reservation_id)
+              where r.idempotency_key is not null and r.held_at > now() - make_interval(secs => $1)
+              group by r.reservation_id",
+            &[&IDEMPOTENCY_SECONDS],
+        )
+        .await?;
+    for row in &rows {
+        let (concert, user): (i64, i64) = (row.get(0), row.get(1));
+        let held = row.get::<_, chrono::DateTime<chrono::Utc>>(6).timestamp_millis();
+        let expires = row.get::<_, chrono::DateTime<chrono::Utc>>(7).timestamp_millis();
+        let first = json!({
+            "id": row.get::<_, String>(3), "user_id": user, "concert_id": concert, "schedule_id": row.get::<_, i64>(4),
+            "seats": row.get::<_, Vec<i32>>(8), "amount": row.get::<_, i64>(5), "status": "HELD",
+            "held_at": held, "expires_at": expires, "updated_at": held, "v": 1,
+        });
+        let key = format!("{}idem:{user}:hold:{}", keys.concert(concert), row.get::<_, String>(2));
+        let left = row.get::<_, i64>(9).max(1);
+        let _: () = redis
+            .client()
+            .set(key, first.to_string(), Some(Expiration::EX(left)), None, false)
             .await?;
     }
     Ok(rows.len())

@@ -419,16 +419,20 @@ async fn upsert_reservations(tx: &Transaction<'_>, batch: &Batch) -> anyhow::Res
         .collect();
     let ms: Vec<i64> = rows.iter().map(|(at, _)| at.0).collect();
     let seq: Vec<i64> = rows.iter().map(|(at, _)| at.1).collect();
+    let keys: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.idempotency_key.as_deref()).collect();
     let sql = format!(
         "insert into reservation (reservation_id, user_id, concert_id, schedule_id, amount, status, held_at, expires_at,
-                                  confirmed_at, cancelled_at, refunded_at, payment_id, event_ms, event_seq)
-         select u.id, u.usr, u.concert, u.schedule, u.amount, u.status, {}, {}, {}, {}, {}, u.payment, u.ms, u.seq
+                                  confirmed_at, cancelled_at, refunded_at, payment_id, event_ms, event_seq, idempotency_key)
+         select u.id, u.usr, u.concert, u.schedule, u.amount, u.status, {}, {}, {}, {}, {}, u.payment, u.ms, u.seq, u.key
            from unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[],
-                       $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::uuid[], $13::bigint[], $14::bigint[])
-           as u(id, usr, concert, schedule, amount, status, held, expires, confirmed, cancelled, refunded, payment, ms, seq)
+                       $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::uuid[], $13::bigint[], $14::bigint[],
+                       $15::text[])
+           as u(id, usr, concert, schedule, amount, status, held, expires, confirmed, cancelled, refunded, payment, ms, seq,
+                key)
          on conflict (reservation_id) do update set status = excluded.status, confirmed_at = excluded.confirmed_at,
            cancelled_at = excluded.cancelled_at, refunded_at = excluded.refunded_at, payment_id = excluded.payment_id,
-           event_ms = excluded.event_ms, event_seq = excluded.event_seq, updated_at = now()
+           event_ms = excluded.event_ms, event_seq = excluded.event_seq, updated_at = now(),
+           idempotency_key = coalesce(excluded.idempotency_key, reservation.idempotency_key)
          where (reservation.event_ms, reservation.event_seq) < (excluded.event_ms, excluded.event_seq)",
         ts("u.held"),
         ts("u.expires"),
@@ -441,7 +445,7 @@ async fn upsert_reservations(tx: &Transaction<'_>, batch: &Batch) -> anyhow::Res
         &stmt,
         &[
             &ids, &users, &concerts, &schedules, &amounts, &statuses, &held, &expires, &confirmed, &cancelled,
-            &refunded, &payments, &ms, &seq,
+            &refunded, &payments, &ms, &seq, &keys,
         ],
     )
     .await?;

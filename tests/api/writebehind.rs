@@ -456,3 +456,40 @@ async fn a_payment_retried_with_its_key_after_a_rebuild_answers_as_before_and_pa
     app.drain_writebehind().await;
     assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
 }
+
+#[tokio::test]
+async fn a_hold_retried_with_its_key_after_a_rebuild_answers_as_before_and_holds_nothing_more() {
+    // Arrange: a hold with an Idempotency-Key reaches Postgres, then Redis
+    // loses everything and is rebuilt.
+    let app = spawn_app().await;
+    let user = app.create_user_with("fern", 1_000_000).await;
+    let concert = app.create_simple_concert(10, 50_000, 4).await;
+    let token = app.active_token(&user, concert.id).await;
+    let hold = || {
+        app.gated(Method::POST, "/v1/reservations", &user, &token)
+            .header("Idempotency-Key", "hold-1")
+            .json(&serde_json::json!({ "schedule_id": concert.schedule_id, "seat_numbers": [2, 3] }))
+            .send()
+    };
+    let first = hold().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    app.drain_writebehind().await;
+    assert!(reconcile::delete_all(&app.redis).await.unwrap() > 0);
+    let report = reconcile::rebuild(&app.redis, &app.pg).await.unwrap();
+    assert_eq!(report.hold_keys, 1);
+    // Act: the retry carries the old queue token, as a client's would.
+    let retry = hold().await.unwrap();
+    // Assert: the first answer, and still the one reservation.
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    let mine: Value = app
+        .get(&format!("/v1/users/{}/reservations", user.id), Some(&user))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["reservations"].as_array().map(Vec::len), Some(1), "{mine}");
+    app.drain_writebehind().await;
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+}
