@@ -30,7 +30,7 @@ use fred::interfaces::ClientLike;
 use tokio_util::sync::CancellationToken;
 
 pub use apply::apply_batch;
-pub use stream::{backlog, backlog_by_stream, lag_seconds, read_all, Entry, Kind};
+pub use stream::{backlog, backlogs, lag_of, lag_seconds, read_all, Entry, Kind, StreamBacklog};
 
 use crate::store::redis::RedisStore;
 use crate::store::StoreError;
@@ -337,15 +337,13 @@ pub async fn report_until_stopped(redis: RedisStore, stop: CancellationToken) {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Ok(streams) = backlog_by_stream(&redis).await {
-            let total: u64 = streams.iter().map(|(_, n)| n).sum();
+        if let Ok(streams) = backlogs(&redis).await {
+            let total: u64 = streams.iter().map(|b| b.events).sum();
             metrics::gauge!("writebehind_backlog").set(total as f64);
-            for (stream, n) in streams {
-                metrics::gauge!("writebehind_stream_backlog", "stream" => stream).set(n as f64);
+            metrics::gauge!("writebehind_lag_seconds").set(lag_of(&streams));
+            for b in streams {
+                metrics::gauge!("writebehind_stream_backlog", "stream" => b.stream).set(b.events as f64);
             }
-        }
-        if let Ok(lag) = lag_seconds(&redis).await {
-            metrics::gauge!("writebehind_lag_seconds").set(lag);
         }
     }
 }

@@ -456,39 +456,88 @@ async fn oldest_pending(redis: &RedisStore, key: &str) -> Result<Option<String>,
     }
 }
 
+/// What the write-behind has not persisted yet on one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamBacklog {
+    pub stream: String,
+    /// Events not yet persisted: pending plus undelivered.
+    pub events: u64,
+    /// When the oldest of them was appended (epoch ms), if any.
+    pub oldest_ms: Option<i64>,
+}
+
+/// The backlog of every stream, read all at once: one `XINFO GROUPS` a
+/// stream that is caught up, one command more for a stream with a backlog
+/// (to date its oldest event).
+///
+/// # Errors
+/// Redis failures.
+pub async fn backlogs(redis: &RedisStore) -> Result<Vec<StreamBacklog>, StoreError> {
+    let streams = all_streams(redis).await?;
+    try_join_all(streams.into_iter().map(|key| stream_backlog(redis, key))).await
+}
+
+async fn stream_backlog(redis: &RedisStore, stream: String) -> Result<StreamBacklog, StoreError> {
+    let (events, oldest_ms) = match group_info(redis, &stream).await? {
+        // No group yet: every entry is waiting.
+        None => {
+            let len: u64 = redis.client().xlen(stream.as_str()).await?;
+            let oldest = if len > 0 {
+                first_after(redis, &stream, "-").await?
+            } else {
+                None
+            };
+            (len, oldest)
+        }
+        Some(info) => {
+            let undelivered = match info.lag {
+                Some(lag) => lag,
+                None => redis
+                    .client()
+                    .xlen::<u64, _>(stream.as_str())
+                    .await?
+                    .saturating_sub(info.pending),
+            };
+            let oldest = if info.pending > 0 {
+                oldest_pending(redis, &stream)
+                    .await?
+                    .as_deref()
+                    .and_then(split_id)
+                    .map(|(ms, _)| ms)
+            } else if undelivered > 0 {
+                first_after(redis, &stream, &format!("({}", info.last_delivered)).await?
+            } else {
+                None
+            };
+            (info.pending + undelivered, oldest)
+        }
+    };
+    Ok(StreamBacklog {
+        stream,
+        events,
+        oldest_ms,
+    })
+}
+
 /// Events not yet persisted, over every stream: pending plus undelivered.
 ///
 /// # Errors
 /// Redis failures.
 pub async fn backlog(redis: &RedisStore) -> Result<u64, StoreError> {
-    Ok(backlog_by_stream(redis).await?.iter().map(|(_, n)| n).sum())
+    Ok(backlogs(redis).await?.iter().map(|b| b.events).sum())
 }
 
-/// Events not yet persisted, per stream.
-///
-/// # Errors
-/// Redis failures.
-pub async fn backlog_by_stream(redis: &RedisStore) -> Result<Vec<(String, u64)>, StoreError> {
-    let mut out = Vec::new();
-    for key in all_streams(redis).await? {
-        let waiting = match group_info(redis, &key).await? {
-            // No group yet: every entry is waiting.
-            None => redis.client().xlen::<u64, _>(key.as_str()).await?,
-            Some(info) => {
-                let undelivered = match info.lag {
-                    Some(lag) => lag,
-                    None => redis
-                        .client()
-                        .xlen::<u64, _>(key.as_str())
-                        .await?
-                        .saturating_sub(info.pending),
-                };
-                info.pending + undelivered
-            }
-        };
-        out.push((key, waiting));
-    }
-    Ok(out)
+/// Age in seconds of the oldest event of `backlogs` (0 when none).
+pub fn lag_of(backlogs: &[StreamBacklog]) -> f64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64;
+    backlogs
+        .iter()
+        .filter_map(|b| b.oldest_ms)
+        .min()
+        .map_or(0.0, |ms| (now - ms).max(0) as f64 / 1000.0)
 }
 
 /// Age in seconds of the oldest event not yet persisted (0 when none).
@@ -496,24 +545,7 @@ pub async fn backlog_by_stream(redis: &RedisStore) -> Result<Vec<(String, u64)>,
 /// # Errors
 /// Redis failures.
 pub async fn lag_seconds(redis: &RedisStore) -> Result<f64, StoreError> {
-    let mut oldest: Option<i64> = None;
-    for key in all_streams(redis).await? {
-        let candidate = match group_info(redis, &key).await? {
-            None => first_after(redis, &key, "-").await?,
-            Some(info) => match oldest_pending(redis, &key).await? {
-                Some(id) => split_id(&id).map(|(ms, _)| ms),
-                None => first_after(redis, &key, &format!("({}", info.last_delivered)).await?,
-            },
-        };
-        if let Some(ms) = candidate {
-            oldest = Some(oldest.map_or(ms, |o| o.min(ms)));
-        }
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64;
-    Ok(oldest.map_or(0.0, |ms| (now - ms).max(0) as f64 / 1000.0))
+    Ok(lag_of(&backlogs(redis).await?))
 }
 
 async fn first_after(redis: &RedisStore, key: &str, start: &str) -> Result<Option<i64>, StoreError> {

@@ -493,3 +493,35 @@ async fn a_hold_retried_with_its_key_after_a_rebuild_answers_as_before_and_holds
     app.drain_writebehind().await;
     assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
 }
+
+#[tokio::test]
+async fn the_lag_is_the_age_of_the_oldest_event_not_yet_persisted() {
+    // Arrange: events a second old, then some of them read by a worker
+    // that dies (pending) and the rest not delivered at all.
+    let app = spawn_app().await;
+    some_sales(&app).await;
+    assert!(writebehind::lag_seconds(&app.redis).await.unwrap() < 1.0);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let waiting = writebehind::backlog(&app.redis).await.unwrap();
+    // Act
+    let undelivered = writebehind::lag_seconds(&app.redis).await.unwrap();
+    Worker::new(app.redis.clone(), app.pg.clone())
+        .read_and_die()
+        .await
+        .unwrap();
+    let pending = writebehind::lag_seconds(&app.redis).await.unwrap();
+    let per_stream = writebehind::backlogs(&app.redis).await.unwrap();
+    let mut claimer = Worker::new(app.redis.clone(), app.pg.clone()).claim_idle(Duration::ZERO);
+    claimer.drain(Duration::from_secs(10)).await;
+    // Assert
+    assert!(waiting > 0);
+    assert!((1.0..30.0).contains(&undelivered), "{undelivered} s");
+    assert!((1.0..30.0).contains(&pending), "{pending} s");
+    assert_eq!(per_stream.iter().map(|b| b.events).sum::<u64>(), waiting);
+    assert!(
+        per_stream.iter().all(|b| (b.events > 0) == b.oldest_ms.is_some()),
+        "{per_stream:?}"
+    );
+    assert_eq!(writebehind::lag_seconds(&app.redis).await.unwrap(), 0.0);
+    assert_eq!(writebehind::backlog(&app.redis).await.unwrap(), 0);
+}
