@@ -40,8 +40,8 @@ pub struct RebuildReport {
 /// Newest history entries restored per wallet (as the scripts keep).
 const HISTORY_LEN: i64 = 200;
 
-/// How long an idempotency record lives (as `charge_balance.lua` and
-/// `begin_payment.lua` keep them).
+/// How long an idempotency record lives (as `charge_balance.lua`,
+/// `hold_seats.lua` and `begin_payment.lua` keep them).
 const IDEMPOTENCY_SECONDS: i64 = 86_400;
 
 fn ms(t: Option<chrono::DateTime<chrono::Utc>>) -> Value {
@@ -61,11 +61,9 @@ pub async fn rebuild(redis: &RedisStore, pg: &Pool) -> anyhow::Result<RebuildRep
     };
     let concerts = concerts(redis, pg).await?;
     report.concerts = concerts.len();
-    report.reservations = reservations(redis, pg).await?;
-    report.payments = payments(redis, pg).await?;
+    (report.reservations, report.hold_keys) = reservations(redis, pg).await?;
+    (report.payments, report.payment_keys) = payments(redis, pg).await?;
     report.charge_keys = charge_keys(redis, pg).await?;
-    report.hold_keys = hold_keys(redis, pg).await?;
-    report.payment_keys = payment_keys(redis, pg).await?;
     sequences(redis, pg).await?;
     Ok(report)
 }
@@ -128,100 +126,50 @@ async fn users(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
     Ok(rows.len())
 }
 
-/// The idempotency records of the charges of the last day, each with what
-/// is left of its day: a charge retried with its `Idempotency-Key` answers
-/// as it first did and books nothing.
+/// Sets an idempotency record for what is left of its day, counted from
+/// `asked`; false, and nothing set, once the day is over.
+async fn restore_record(
+    redis: &RedisStore,
+    key: String,
+    answer: String,
+    asked: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<bool> {
+    let left = IDEMPOTENCY_SECONDS - (chrono::Utc::now() - asked).num_seconds();
+    if left <= 0 {
+        return Ok(false);
+    }
+    let _: () = redis
+        .client()
+        .set(key, answer, Some(Expiration::EX(left)), None, false)
+        .await?;
+    Ok(true)
+}
+
+/// The idempotency records of the charges of the last day: a charge retried
+/// with its `Idempotency-Key` answers as it first did and books nothing.
 async fn charge_keys(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
     let keys = redis.keys();
     let rows = pg
         .get()
         .await?
         .query(
-            "select user_id, idempotency_key, amount, balance_after,
-                    $1 - extract(epoch from now() - created_at)::bigint
+            "select user_id, idempotency_key, amount, balance_after, created_at
                from wallet_ledger
               where idempotency_key is not null and entry_type = 'CHARGE'
-                and created_at > now() - make_interval(secs => $1)",
+                and created_at > now() - $1::bigint * interval '1 second'",
             &[&IDEMPOTENCY_SECONDS],
         )
         .await?;
+    let mut restored = 0;
     for row in &rows {
         let user: i64 = row.get(0);
         let key = format!("{}idem:{user}:charge:{}", keys.wallet(user), row.get::<_, String>(1));
         let answer = json!({ "user_id": user, "amount": row.get::<_, i64>(2), "balance": row.get::<_, i64>(3) });
-        let left = row.get::<_, i64>(4).max(1);
-        let _: () = redis
-            .client()
-            .set(key, answer.to_string(), Some(Expiration::EX(left)), None, false)
-            .await?;
+        if restore_record(redis, key, answer.to_string(), row.get(4)).await? {
+            restored += 1;
+        }
     }
-    Ok(rows.len())
-}
-
-/// The idempotency records of the holds asked for in the last day, each
-/// the reservation as the hold first answered it (its seats in seat order:
-/// Postgres does not keep the order they were asked in).
-async fn hold_keys(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
-    let keys = redis.keys();
-    let rows = pg
-        .get()
-        .await?
-        .query(
-            "select r.concert_id, r.user_id, r.idempotency_key, r.reservation_id::text, r.schedule_id, r.amount,
-                    r.held_at, r.expires_at, array_agg(s.seat_number order by s.seat_number),
-                    $1 - extract(epoch from now() - r.held_at)::bigint
-               from reservation r join reservation_seat s using (reservation_id)
-              where r.idempotency_key is not null and r.held_at > now() - make_interval(secs => $1)
-              group by r.reservation_id",
-            &[&IDEMPOTENCY_SECONDS],
-        )
-        .await?;
-    for row in &rows {
-        let (concert, user): (i64, i64) = (row.get(0), row.get(1));
-        let held = row.get::<_, chrono::DateTime<chrono::Utc>>(6).timestamp_millis();
-        let expires = row.get::<_, chrono::DateTime<chrono::Utc>>(7).timestamp_millis();
-        let first = json!({
-            "id": row.get::<_, String>(3), "user_id": user, "concert_id": concert, "schedule_id": row.get::<_, i64>(4),
-            "seats": row.get::<_, Vec<i32>>(8), "amount": row.get::<_, i64>(5), "status": "HELD",
-            "held_at": held, "expires_at": expires, "updated_at": held, "v": 1,
-        });
-        let key = format!("{}idem:{user}:hold:{}", keys.concert(concert), row.get::<_, String>(2));
-        let left = row.get::<_, i64>(9).max(1);
-        let _: () = redis
-            .client()
-            .set(key, first.to_string(), Some(Expiration::EX(left)), None, false)
-            .await?;
-    }
-    Ok(rows.len())
-}
-
-/// The idempotency records of the payments asked for in the last day: a
-/// payment retried with its `Idempotency-Key` resumes that payment (which
-/// pays nothing again) and answers with it.
-async fn payment_keys(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
-    let keys = redis.keys();
-    let rows = pg
-        .get()
-        .await?
-        .query(
-            "select concert_id, user_id, idempotency_key, payment_id::text,
-                    $1 - extract(epoch from now() - created_at)::bigint
-               from payment
-              where idempotency_key is not null
-                and created_at > now() - make_interval(secs => $1)",
-            &[&IDEMPOTENCY_SECONDS],
-        )
-        .await?;
-    for row in &rows {
-        let (concert, user): (i64, i64) = (row.get(0), row.get(1));
-        let key = format!("{}idem:{user}:pay:{}", keys.concert(concert), row.get::<_, String>(2));
-        let left = row.get::<_, i64>(4).max(1);
-        let _: () = redis
-            .client()
-            .set(key, row.get::<_, String>(3), Some(Expiration::EX(left)), None, false)
-            .await?;
-    }
-    Ok(rows.len())
+    Ok(restored)
 }
 
 async fn concerts(redis: &RedisStore, pg: &Pool) -> anyhow::Result<Vec<Concert>> {
@@ -323,14 +271,16 @@ async fn restore_concert(redis: &RedisStore, keys: &Keys, pg: &Pool, concert: &C
     Ok(())
 }
 
-async fn reservations(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
+/// Restores every reservation; returns how many, and how many holds' idempotency
+/// records it restored.
+async fn reservations(redis: &RedisStore, pg: &Pool) -> anyhow::Result<(usize, usize)> {
     let keys = redis.keys();
     let client = pg.get().await?;
     let rows = client
         .query(
             "select r.reservation_id::text, r.user_id, r.concert_id, r.schedule_id, r.amount, r.status, r.held_at,
                     r.expires_at, r.payment_id::text, r.confirmed_at, r.cancelled_at, r.refunded_at,
-                    array_agg(s.seat_number order by s.seat_number)
+                    array_agg(s.seat_number order by s.seat_number), r.idempotency_key
                from reservation r join reservation_seat s using (reservation_id)
               group by r.reservation_id",
             &[],
@@ -338,6 +288,7 @@ async fn reservations(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
         .await?;
     let mut counts: BTreeMap<(i64, i64, i64), i64> = BTreeMap::new();
     let mut user_concerts: BTreeSet<(i64, i64)> = BTreeSet::new();
+    let mut hold_keys = 0;
     for row in &rows {
         let id: String = row.get(0);
         let (user, concert, schedule): (i64, i64, i64) = (row.get(1), row.get(2), row.get(3));
@@ -353,6 +304,21 @@ async fn reservations(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
             "updated_at": held.timestamp_millis(), "v": 1,
         });
         let base = keys.concert(concert);
+        if let Some(ikey) = row.get::<_, Option<String>>(13) {
+            // The hold's first answer: the reservation as it was held (its
+            // seats in seat order; Postgres does not keep the order asked).
+            let mut first = state.clone();
+            first["status"] = json!("HELD");
+            if let Some(fields) = first.as_object_mut() {
+                for later in ["payment_id", "confirmed_at", "cancelled_at", "refunded_at"] {
+                    fields.remove(later);
+                }
+            }
+            let key = format!("{base}idem:{user}:hold:{ikey}");
+            if restore_record(redis, key, first.to_string(), held).await? {
+                hold_keys += 1;
+            }
+        }
         let c = redis.client();
         let _: () = c
             .set(format!("{base}r:{id}"), state.to_string(), None, None, false)
@@ -394,19 +360,22 @@ async fn reservations(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
     for (user, concert) in user_concerts {
         let _: i64 = redis.client().sadd(keys.user_concerts(user), concert).await?;
     }
-    Ok(rows.len())
+    Ok((rows.len(), hold_keys))
 }
 
-async fn payments(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
+/// Restores every payment and its saga record; returns how many, and how
+/// many payments' idempotency records it restored.
+async fn payments(redis: &RedisStore, pg: &Pool) -> anyhow::Result<(usize, usize)> {
     let keys = redis.keys();
     let client = pg.get().await?;
     let rows = client
         .query(
             "select payment_id::text, reservation_id::text, user_id, concert_id, amount, status, reason, balance_after,
-                    created_at, paid_at, refunded_at from payment",
+                    created_at, paid_at, refunded_at, idempotency_key from payment",
             &[],
         )
         .await?;
+    let mut payment_keys = 0;
     for row in &rows {
         let id: String = row.get(0);
         let (user, concert): (i64, i64) = (row.get(2), row.get(3));
@@ -422,6 +391,13 @@ async fn payments(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
             .client()
             .set(keys.payment(concert, &id), state.to_string(), None, None, false)
             .await?;
+        if let Some(ikey) = row.get::<_, Option<String>>(11) {
+            // A retry with the key resumes this payment.
+            let key = format!("{}idem:{user}:pay:{ikey}", keys.concert(concert));
+            if restore_record(redis, key, id.clone(), row.get(8)).await? {
+                payment_keys += 1;
+            }
+        }
         // The wallet's saga record: this payment id can never debit again.
         let record = match (status.as_str(), balance_after) {
             ("FAILED", _) => "V".to_owned(),
@@ -433,7 +409,7 @@ async fn payments(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
             .set(format!("{}pay:{id}", keys.wallet(user)), record, None, None, false)
             .await?;
     }
-    Ok(rows.len())
+    Ok((rows.len(), payment_keys))
 }
 
 async fn sequences(redis: &RedisStore, pg: &Pool) -> anyhow::Result<()> {

@@ -473,16 +473,21 @@ pub struct StreamBacklog {
 /// # Errors
 /// Redis failures.
 pub async fn backlogs(redis: &RedisStore) -> Result<Vec<StreamBacklog>, StoreError> {
-    let streams = all_streams(redis).await?;
-    try_join_all(streams.into_iter().map(|key| stream_backlog(redis, key))).await
+    per_stream(redis, true).await
 }
 
-async fn stream_backlog(redis: &RedisStore, stream: String) -> Result<StreamBacklog, StoreError> {
+/// Every stream's backlog; with `dated`, also when its oldest event came.
+async fn per_stream(redis: &RedisStore, dated: bool) -> Result<Vec<StreamBacklog>, StoreError> {
+    let streams = all_streams(redis).await?;
+    try_join_all(streams.into_iter().map(|key| stream_backlog(redis, key, dated))).await
+}
+
+async fn stream_backlog(redis: &RedisStore, stream: String, dated: bool) -> Result<StreamBacklog, StoreError> {
     let (events, oldest_ms) = match group_info(redis, &stream).await? {
         // No group yet: every entry is waiting.
         None => {
             let len: u64 = redis.client().xlen(stream.as_str()).await?;
-            let oldest = if len > 0 {
+            let oldest = if dated && len > 0 {
                 first_after(redis, &stream, "-").await?
             } else {
                 None
@@ -498,7 +503,9 @@ async fn stream_backlog(redis: &RedisStore, stream: String) -> Result<StreamBack
                     .await?
                     .saturating_sub(info.pending),
             };
-            let oldest = if info.pending > 0 {
+            let oldest = if !dated {
+                None
+            } else if info.pending > 0 {
                 oldest_pending(redis, &stream)
                     .await?
                     .as_deref()
@@ -524,7 +531,7 @@ async fn stream_backlog(redis: &RedisStore, stream: String) -> Result<StreamBack
 /// # Errors
 /// Redis failures.
 pub async fn backlog(redis: &RedisStore) -> Result<u64, StoreError> {
-    Ok(backlogs(redis).await?.iter().map(|b| b.events).sum())
+    Ok(per_stream(redis, false).await?.iter().map(|b| b.events).sum())
 }
 
 /// Age in seconds of the oldest event of `backlogs` (0 when none).

@@ -419,11 +419,25 @@ impl TestApp {
 
     /// `POST /v1/reservations`.
     pub async fn hold(&self, user: &TestUser, token: &str, schedule_id: i64, seats: &[i64]) -> Response {
-        self.gated(Method::POST, "/v1/reservations", user, token)
-            .json(&json!({ "schedule_id": schedule_id, "seat_numbers": seats }))
-            .send()
-            .await
-            .expect("request sent")
+        self.hold_with_key(user, token, schedule_id, seats, None).await
+    }
+
+    /// `POST /v1/reservations`, with an `Idempotency-Key` when one is given.
+    pub async fn hold_with_key(
+        &self,
+        user: &TestUser,
+        token: &str,
+        schedule_id: i64,
+        seats: &[i64],
+        idempotency_key: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .gated(Method::POST, "/v1/reservations", user, token)
+            .json(&json!({ "schedule_id": schedule_id, "seat_numbers": seats }));
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("request sent")
     }
 
     /// `POST /v1/payments`.

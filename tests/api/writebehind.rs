@@ -8,10 +8,11 @@ use fred::types::{CustomCommand, Value as RedisValue};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use ticketrush::reconcile;
+use ticketrush::reconcile::{self, RebuildReport};
 use ticketrush::writebehind::{self, apply_batch, Worker};
 
 use crate::helpers::{assert_problem, eventually, spawn_app, spawn_app_with, TestApp, TestConfig, TestUser};
+use crate::payment::pay_with_key;
 
 /// Every projected table as text, in a stable order.
 async fn snapshot(app: &TestApp) -> Vec<String> {
@@ -390,6 +391,14 @@ async fn rebuild_restores_what_the_api_showed_after_redis_is_lost() {
     assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
 }
 
+/// Drains the write-behind, loses every Redis key of the deployment and
+/// rebuilds Redis from Postgres.
+async fn lose_redis_and_rebuild(app: &TestApp) -> RebuildReport {
+    app.drain_writebehind().await;
+    assert!(reconcile::delete_all(&app.redis).await.unwrap() > 0);
+    reconcile::rebuild(&app.redis, &app.pg).await.unwrap()
+}
+
 #[tokio::test]
 async fn a_charge_retried_with_its_key_after_a_rebuild_answers_as_before_and_books_nothing() {
     // Arrange: a charge with an Idempotency-Key reaches Postgres, then
@@ -399,9 +408,7 @@ async fn a_charge_retried_with_its_key_after_a_rebuild_answers_as_before_and_boo
     let first = app.charge(&user, 1_000, Some("top-up-1")).await;
     assert_eq!(first.status(), StatusCode::OK);
     let first: Value = first.json().await.unwrap();
-    app.drain_writebehind().await;
-    assert!(reconcile::delete_all(&app.redis).await.unwrap() > 0);
-    let report = reconcile::rebuild(&app.redis, &app.pg).await.unwrap();
+    let report = lose_redis_and_rebuild(&app).await;
     assert_eq!(report.charge_keys, 1, "the first charge had no key");
     // Act
     let retry = app.charge(&user, 9_999, Some("top-up-1")).await;
@@ -424,31 +431,18 @@ async fn a_payment_retried_with_its_key_after_a_rebuild_answers_as_before_and_pa
     // Arrange: a payment with an Idempotency-Key reaches Postgres, then
     // Redis loses everything and is rebuilt.
     let app = spawn_app().await;
-    let user = app.create_user_with("erin", 1_000_000).await;
     let concert = app.create_simple_concert(10, 50_000, 4).await;
-    let token = app.active_token(&user, concert.id).await;
-    let held: Value = app
-        .hold(&user, &token, concert.schedule_id, &[1])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let pay = || {
-        app.gated(Method::POST, "/v1/payments", &user, &token)
-            .header("Idempotency-Key", "pay-1")
-            .json(&serde_json::json!({ "reservation_id": held["id"] }))
-            .send()
-    };
-    let first = pay().await.unwrap();
+    let (user, token) = app.fan("erin", 1_000_000, concert.id).await;
+    let held = app.hold_ok(&user, &token, concert.schedule_id, &[1]).await;
+    let held = held["id"].as_str().unwrap();
+    let first = pay_with_key(&app, &user, &token, held, "pay-1").await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.unwrap();
     let balance = app.balance(&user).await;
-    app.drain_writebehind().await;
-    assert!(reconcile::delete_all(&app.redis).await.unwrap() > 0);
-    let report = reconcile::rebuild(&app.redis, &app.pg).await.unwrap();
+    let report = lose_redis_and_rebuild(&app).await;
     assert_eq!(report.payment_keys, 1);
     // Act: the retry carries the old queue token, as a client's would.
-    let retry = pay().await.unwrap();
+    let retry = pay_with_key(&app, &user, &token, held, "pay-1").await;
     // Assert
     assert_eq!(retry.status(), StatusCode::CREATED);
     assert_eq!(retry.json::<Value>().await.unwrap(), first);
@@ -462,34 +456,21 @@ async fn a_hold_retried_with_its_key_after_a_rebuild_answers_as_before_and_holds
     // Arrange: a hold with an Idempotency-Key reaches Postgres, then Redis
     // loses everything and is rebuilt.
     let app = spawn_app().await;
-    let user = app.create_user_with("fern", 1_000_000).await;
     let concert = app.create_simple_concert(10, 50_000, 4).await;
-    let token = app.active_token(&user, concert.id).await;
-    let hold = || {
-        app.gated(Method::POST, "/v1/reservations", &user, &token)
-            .header("Idempotency-Key", "hold-1")
-            .json(&serde_json::json!({ "schedule_id": concert.schedule_id, "seat_numbers": [2, 3] }))
-            .send()
-    };
-    let first = hold().await.unwrap();
+    let (user, token) = app.fan("fern", 1_000_000, concert.id).await;
+    let hold = || app.hold_with_key(&user, &token, concert.schedule_id, &[2, 3], Some("hold-1"));
+    let first = hold().await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.unwrap();
-    app.drain_writebehind().await;
-    assert!(reconcile::delete_all(&app.redis).await.unwrap() > 0);
-    let report = reconcile::rebuild(&app.redis, &app.pg).await.unwrap();
+    let report = lose_redis_and_rebuild(&app).await;
     assert_eq!(report.hold_keys, 1);
     // Act: the retry carries the old queue token, as a client's would.
-    let retry = hold().await.unwrap();
+    let retry = hold().await;
     // Assert: the first answer, and still the one reservation.
     assert_eq!(retry.status(), StatusCode::CREATED);
     assert_eq!(retry.json::<Value>().await.unwrap(), first);
-    let mine: Value = app
-        .get(&format!("/v1/users/{}/reservations", user.id), Some(&user))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(mine["reservations"].as_array().map(Vec::len), Some(1), "{mine}");
+    let mine = app.user_reservations(&user).await;
+    assert_eq!(mine.len(), 1, "{mine:?}");
     app.drain_writebehind().await;
     assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
 }

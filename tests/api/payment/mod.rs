@@ -20,7 +20,13 @@ use crate::helpers::{TestApp, TestUser};
 const PRICE: i64 = 150_000;
 
 /// `POST /v1/payments` with an `Idempotency-Key`.
-async fn pay_with_key(app: &TestApp, user: &TestUser, token: &str, reservation_id: &str, key: &str) -> Response {
+pub(crate) async fn pay_with_key(
+    app: &TestApp,
+    user: &TestUser,
+    token: &str,
+    reservation_id: &str,
+    key: &str,
+) -> Response {
     app.gated(Method::POST, "/v1/payments", user, token)
         .header("Idempotency-Key", key)
         .json(&json!({ "reservation_id": reservation_id }))
