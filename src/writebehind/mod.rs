@@ -8,14 +8,18 @@
 //! worker after a restart or by another one ([`CLAIM_IDLE`]). Replays change
 //! nothing. Acknowledged entries are trimmed from the streams.
 //!
-//! Each stream is a pipeline: while its batch is written, its next batch is
+//! While the worker is behind (a stream gave a full batch), each such
+//! stream is a pipeline: while its batch is written, its next batch is
 //! read, and a stream whose batch is read starts writing without waiting
 //! for the others' reads, so Redis, this process and Postgres work at once.
 //!
-//! With nothing to do, the worker waits for new entries with one blocking
-//! `XREADGROUP` over every stream, on a connection of its own, instead of
-//! polling: an idle worker costs next to nothing, and the first event after
-//! a quiet spell is written at once.
+//! Once it has caught up, the worker lets new entries gather for
+//! [`LINGER`], then reads every stream with one blocking `XREADGROUP`, on a
+//! connection of its own: at a trickle of events it makes a few dozen
+//! reads and transactions a second instead of a few a millisecond (each
+//! costing Redis and Postgres time the requests wait on), an idle worker
+//! costs next to nothing, and the first event after a quiet spell is
+//! written at once.
 
 mod apply;
 mod stream;
@@ -43,6 +47,11 @@ pub const BATCH: u64 = 1_000;
 
 /// Pending entries idle this long belong to a dead consumer and are claimed.
 pub const CLAIM_IDLE: Duration = Duration::from_secs(30);
+
+/// How long a caught-up worker lets new entries gather before reading
+/// them: the lag it adds, against one read and one transaction a stream
+/// for every few events.
+pub const LINGER: Duration = Duration::from_millis(50);
 
 /// Longest wait for new entries when there was nothing to do, on a
 /// connection of the worker's own (also the longest a graceful stop waits
@@ -76,8 +85,11 @@ pub struct Worker {
     stalled: bool,
     /// Each stream's next batch, read while its previous batch was being
     /// written (reading and writing overlap, so neither waits for the
-    /// other).
+    /// other), or by the wait for new entries.
     prefetched: HashMap<Arc<str>, Vec<Entry>>,
+    /// Whether the last flush read a full batch of some stream: the worker
+    /// is behind, and the next flush reads every stream again at once.
+    behind: bool,
     /// The connection that waits for new entries when there is nothing to
     /// do (opened on first need).
     waker: Option<Client>,
@@ -97,6 +109,7 @@ impl Worker {
             last_trim: None,
             stalled: false,
             prefetched: HashMap::new(),
+            behind: false,
             waker: None,
         }
     }
@@ -169,20 +182,28 @@ impl Worker {
     }
 
     /// Persists every stream's next batch (the prefetched one, or one read
-    /// now), each stream on its own, reading the batch after it meanwhile.
+    /// now), each stream on its own, reading the batch after a full one
+    /// meanwhile. Batches read by the wait for new entries came from every
+    /// stream at once: then only those streams are flushed, the others
+    /// had nothing.
     async fn flush_streams(&mut self) -> anyhow::Result<usize> {
         let mut prefetched = std::mem::take(&mut self.prefetched);
-        let keys = self.streams.keys();
+        let keys = match self.behind || prefetched.is_empty() {
+            true => self.streams.keys(),
+            false => prefetched.keys().cloned().collect(),
+        };
         let flushes = keys.iter().map(|key| {
             let batch = prefetched.remove(key).unwrap_or_default();
             flush_stream(&self.redis, &self.pg, &self.consumer, key, batch)
         });
         let mut applied = 0;
         let mut failure = None;
+        self.behind = false;
         for (key, flushed) in keys.iter().zip(futures_util::future::join_all(flushes).await) {
             match flushed {
-                Ok((n, next)) => {
+                Ok(Flushed { applied: n, full, next }) => {
                     applied += n;
+                    self.behind |= full;
                     if !next.is_empty() {
                         self.prefetched.insert(key.clone(), next);
                     }
@@ -198,6 +219,7 @@ impl Worker {
     /// all again, so keep nothing aside.
     fn stall(&mut self) {
         self.stalled = true;
+        self.behind = false;
         self.prefetched.clear();
     }
 
@@ -218,8 +240,8 @@ impl Worker {
     pub async fn run_until_stopped(mut self, stop: CancellationToken) -> anyhow::Result<()> {
         while !stop.is_cancelled() {
             let pause = match self.try_flush_once().await {
-                Ok(FlushOutcome::Flushed(_)) => continue,
-                Ok(FlushOutcome::Empty) => match self.wait_for_entries().await {
+                Ok(FlushOutcome::Flushed(_)) if self.behind => continue,
+                Ok(outcome) => match self.linger_and_wait(outcome, &stop).await {
                     Ok(()) => continue,
                     Err(e) => {
                         tracing::warn!(error = %e, "waiting for new entries failed; polling");
@@ -248,6 +270,20 @@ impl Worker {
         if let Some(waker) = self.waker.take() {
             let _ = waker.quit().await;
         }
+    }
+
+    /// Once caught up: after a flush that wrote something, lets new entries
+    /// gather for [`LINGER`]; then waits for them as
+    /// [`Self::wait_for_entries`] does (returning at once if some are
+    /// there).
+    async fn linger_and_wait(&mut self, last: FlushOutcome, stop: &CancellationToken) -> Result<(), StoreError> {
+        if matches!(last, FlushOutcome::Flushed(_)) {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(LINGER) => {}
+            }
+        }
+        self.wait_for_entries().await
     }
 
     /// After a flush found nothing: waits up to [`IDLE_WAIT`] for new
@@ -282,28 +318,52 @@ impl Worker {
     }
 }
 
+/// What one stream's share of a flush did.
+struct Flushed {
+    /// Events persisted and acknowledged.
+    applied: usize,
+    /// Whether the batch was full: the stream may hold more.
+    full: bool,
+    /// The stream's next batch, read meanwhile (only after a full one).
+    next: Vec<Entry>,
+}
+
 /// One stream's share of a flush: its batch (read now if none was
-/// prefetched) persisted and acknowledged, and its next batch, read
-/// meanwhile.
+/// prefetched) persisted and acknowledged, and, when the batch was full,
+/// its next batch, read meanwhile. A short batch took all the stream had:
+/// what comes after is left for the next read of every stream.
 async fn flush_stream(
     redis: &RedisStore,
     pg: &Pool,
     consumer: &str,
     key: &Arc<str>,
     batch: Vec<Entry>,
-) -> anyhow::Result<(usize, Vec<Entry>)> {
+) -> anyhow::Result<Flushed> {
     let batch = match batch.is_empty() {
         true => stream::read_stream(redis, key, consumer, false).await?,
         false => batch,
     };
-    if batch.is_empty() {
-        return Ok((0, batch));
+    let full = batch.len() as u64 >= BATCH;
+    if !full {
+        let applied = match batch.is_empty() {
+            true => 0,
+            false => persist(redis, pg, &batch).await?,
+        };
+        return Ok(Flushed {
+            applied,
+            full,
+            next: Vec::new(),
+        });
     }
     let (persisted, next) = tokio::join!(
         persist(redis, pg, &batch),
         stream::read_stream(redis, key, consumer, false)
     );
-    Ok((persisted?, next?))
+    Ok(Flushed {
+        applied: persisted?,
+        full,
+        next: next?,
+    })
 }
 
 /// Writes entries of one stream in one transaction, then acknowledges them.

@@ -506,3 +506,109 @@ async fn the_lag_is_the_age_of_the_oldest_event_not_yet_persisted() {
     assert_eq!(writebehind::lag_seconds(&app.redis).await.unwrap(), 0.0);
     assert_eq!(writebehind::backlog(&app.redis).await.unwrap(), 0);
 }
+
+/// Records, in the test's database, the transaction of every write of a
+/// stream's cursor: one per batch of that stream the worker commits.
+async fn record_batches(app: &TestApp) {
+    app.pg
+        .get()
+        .await
+        .unwrap()
+        .batch_execute(
+            "create table cursor_write (stream text not null, tx xid8 not null default pg_current_xact_id());
+             create function record_cursor_write() returns trigger language plpgsql as $$
+               begin insert into cursor_write (stream) values (new.stream); return new; end $$;
+             create trigger cursor_write after insert or update on writebehind_cursor
+               for each row execute function record_cursor_write();",
+        )
+        .await
+        .unwrap();
+}
+
+async fn batches_written(app: &TestApp) -> i64 {
+    app.pg_rows("select count(distinct tx) from cursor_write").await[0].get(0)
+}
+
+#[tokio::test]
+async fn a_trickle_of_events_is_written_in_a_few_batches_not_one_each() {
+    // Arrange: the server's own worker, caught up.
+    let mut config = TestConfig::default();
+    config.background.writebehind = true;
+    let app = spawn_app_with(config).await;
+    let user = app.create_user_with("dave", 1_000).await;
+    let registered = eventually(Duration::from_secs(5), || async {
+        !app.pg_rows(&format!("select 1 from app_user where user_id = {}", user.id))
+            .await
+            .is_empty()
+    })
+    .await;
+    assert!(registered);
+    record_batches(&app).await;
+    // Act: a charge every few milliseconds, each one event of the same stream.
+    let charges = 150;
+    let started = std::time::Instant::now();
+    for _ in 0..charges {
+        assert_eq!(app.charge(&user, 1_000, None).await.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let persisted = eventually(Duration::from_secs(5), || async {
+        let rows = app
+            .pg_rows(&format!("select balance from app_user where user_id = {}", user.id))
+            .await;
+        rows.first().map(|r| r.get::<_, i64>(0)) == Some((charges + 1) * 1_000)
+    })
+    .await;
+    let took = started.elapsed();
+    // Assert: every event is there, in about a batch a linger, and at
+    // least four events a batch on average.
+    assert!(persisted);
+    let batches = batches_written(&app).await;
+    let lingers = took.as_millis() / writebehind::LINGER.as_millis().max(1);
+    let most = (i64::try_from(lingers).unwrap() + 2).min(charges / 4);
+    assert!(
+        (1..=most).contains(&batches),
+        "{charges} events in {took:?} were written in {batches} batches (at most {most} expected)"
+    );
+}
+
+#[tokio::test]
+async fn a_backlog_of_several_batches_in_one_stream_is_drained_whole_by_the_running_worker() {
+    // Arrange: more events in one stream than a batch holds, nothing persisted yet.
+    let app = spawn_app().await;
+    let user = app.create_user_with("erin", 10).await;
+    let charges = writebehind::BATCH as i64 * 2 + 100;
+    let sent = futures_util::future::join_all((0..16).map(|lane| {
+        let (app, user) = (&app, &user);
+        async move {
+            let mut ok = 0;
+            for _ in (lane..charges).step_by(16) {
+                ok += i64::from(app.charge(user, 10, None).await.status() == StatusCode::OK);
+            }
+            ok
+        }
+    }))
+    .await;
+    assert_eq!(sent.iter().sum::<i64>(), charges);
+    record_batches(&app).await;
+    // Act
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(app.redis.clone(), app.pg.clone()).run_until_stopped(stop.clone()));
+    let drained = eventually(Duration::from_secs(30), || async {
+        writebehind::backlog(&app.redis).await.unwrap() == 0
+    })
+    .await;
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+    // Assert: all of it, in full batches while behind.
+    assert!(drained);
+    let ledger: i64 = app
+        .pg_rows(&format!(
+            "select count(*) from wallet_ledger where user_id = {}",
+            user.id
+        ))
+        .await[0]
+        .get(0);
+    assert_eq!(ledger, charges + 1);
+    assert!(batches_written(&app).await >= 3);
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+}
