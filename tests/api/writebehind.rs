@@ -544,13 +544,26 @@ async fn a_trickle_of_events_is_written_in_a_few_batches_not_one_each() {
     .await;
     assert!(registered);
     record_batches(&app).await;
-    // Act: a charge every few milliseconds, each one event of the same stream.
+    // Act: a charge started every 5 ms, whatever the answers take, each one
+    // event of the same stream.
     let charges = 150;
     let started = std::time::Instant::now();
-    for _ in 0..charges {
-        assert_eq!(app.charge(&user, 1_000, None).await.status(), StatusCode::OK);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut in_flight = futures_util::stream::FuturesUnordered::new();
+    let (mut left, mut answered) = (charges, 0);
+    while left > 0 || !in_flight.is_empty() {
+        tokio::select! {
+            _ = tick.tick(), if left > 0 => {
+                left -= 1;
+                in_flight.push(app.charge(&user, 1_000, None));
+            }
+            Some(response) = futures_util::StreamExt::next(&mut in_flight) => {
+                assert_eq!(response.status(), StatusCode::OK);
+                answered += 1;
+            }
+        }
     }
+    assert_eq!(answered, charges);
     let persisted = eventually(Duration::from_secs(5), || async {
         let rows = app
             .pg_rows(&format!("select balance from app_user where user_id = {}", user.id))
@@ -560,11 +573,11 @@ async fn a_trickle_of_events_is_written_in_a_few_batches_not_one_each() {
     .await;
     let took = started.elapsed();
     // Assert: every event is there, in about a batch a linger, and at
-    // least four events a batch on average.
+    // least three events a batch on average (about ten arrive a linger).
     assert!(persisted);
     let batches = batches_written(&app).await;
     let lingers = took.as_millis() / writebehind::LINGER.as_millis().max(1);
-    let most = (i64::try_from(lingers).unwrap() + 2).min(charges / 4);
+    let most = (i64::try_from(lingers).unwrap() + 2).min(charges / 3);
     assert!(
         (1..=most).contains(&batches),
         "{charges} events in {took:?} were written in {batches} batches (at most {most} expected)"
