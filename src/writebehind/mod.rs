@@ -8,10 +8,12 @@
 //! worker after a restart or by another one ([`CLAIM_IDLE`]). Replays change
 //! nothing. Acknowledged entries are trimmed from the streams.
 //!
-//! While the worker is behind (a stream gave a full batch), each such
-//! stream is a pipeline: while its batch is written, its next batch is
-//! read, and a stream whose batch is read starts writing without waiting
-//! for the others' reads, so Redis, this process and Postgres work at once.
+//! While the worker is behind (a stream gave a batch of [`READ_CHUNK`] or
+//! more), each such stream is a pipeline: while its batch is written, its
+//! next batch is read, and a stream whose batch is read starts writing
+//! without waiting for the others' reads, so Redis, this process and
+//! Postgres work at once. A batch of up to [`BATCH`] is read
+//! [`READ_CHUNK`] entries a command, so that no read holds Redis for long.
 //!
 //! Once it has caught up, the worker lets new entries gather for
 //! [`LINGER`], then reads every stream with one blocking `XREADGROUP`, on a
@@ -44,6 +46,11 @@ pub const GROUP: &str = "writebehind";
 
 /// Most entries read per stream per batch.
 pub const BATCH: u64 = 1_000;
+
+/// Most entries one command reads. A read holds Redis, and every request
+/// waiting on it, for about 2.5 µs an entry: a batch is read in a few
+/// commands, so that requests slip in between.
+pub const READ_CHUNK: u64 = 250;
 
 /// Pending entries idle this long belong to a dead consumer and are claimed.
 pub const CLAIM_IDLE: Duration = Duration::from_secs(30);
@@ -87,8 +94,9 @@ pub struct Worker {
     /// written (reading and writing overlap, so neither waits for the
     /// other), or by the wait for new entries.
     prefetched: HashMap<Arc<str>, Vec<Entry>>,
-    /// Whether the last flush read a full batch of some stream: the worker
-    /// is behind, and the next flush reads every stream again at once.
+    /// Whether the last flush read a batch of [`READ_CHUNK`] or more of some
+    /// stream: the worker is behind, and the next flush reads every stream
+    /// again at once.
     behind: bool,
     /// The connection that waits for new entries when there is nothing to
     /// do (opened on first need).
@@ -322,7 +330,7 @@ impl Worker {
 struct Flushed {
     /// Events persisted and acknowledged.
     applied: usize,
-    /// Whether the batch was full: the stream may hold more.
+    /// Whether the batch was big enough that the stream may hold more.
     full: bool,
     /// The stream's next batch, read meanwhile (only after a full one).
     next: Vec<Entry>,
@@ -330,8 +338,10 @@ struct Flushed {
 
 /// One stream's share of a flush: its batch (read now if none was
 /// prefetched) persisted and acknowledged, and, when the batch was full,
-/// its next batch, read meanwhile. A short batch took all the stream had:
-/// what comes after is left for the next read of every stream.
+/// its next batch, read meanwhile. A batch of at least [`READ_CHUNK`] may
+/// have more behind it (the wait for new entries reads no more than that
+/// a stream); a shorter one took all the stream had: what comes after is
+/// left for the next read of every stream.
 async fn flush_stream(
     redis: &RedisStore,
     pg: &Pool,
@@ -343,7 +353,7 @@ async fn flush_stream(
         true => stream::read_stream(redis, key, consumer, false).await?,
         false => batch,
     };
-    let full = batch.len() as u64 >= BATCH;
+    let full = batch.len() as u64 >= READ_CHUNK;
     if !full {
         let applied = match batch.is_empty() {
             true => 0,

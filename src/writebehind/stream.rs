@@ -19,7 +19,7 @@ use fred::types::streams::XID;
 use fred::types::{CustomCommand, Value};
 use futures_util::future::try_join_all;
 
-use super::{BATCH, GROUP};
+use super::{BATCH, GROUP, READ_CHUNK};
 use crate::store::redis::RedisStore;
 use crate::store::StoreError;
 
@@ -141,9 +141,8 @@ impl Streams {
         Ok(try_join_all(reads).await?.into_iter().flatten().collect())
     }
 
-    /// Waits up to `wait` for new entries on any stream, then reads them as
-    /// [`Self::read`] does (up to [`BATCH`] a stream, delivered to
-    /// `consumer`). `client` must have a connection of its own: the read
+    /// Waits up to `wait` for new entries on any stream, then reads up to
+    /// [`READ_CHUNK`] of each, delivered to `consumer`. `client` must have a connection of its own: the read
     /// blocks it.
     pub async fn wait_and_read(
         &self,
@@ -159,7 +158,7 @@ impl Streams {
         let ids = vec![XID::NewInGroup; keys.len()];
         let block = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let reply: Value = client
-            .xreadgroup(GROUP, consumer, Some(BATCH), Some(block), false, keys, ids)
+            .xreadgroup(GROUP, consumer, Some(READ_CHUNK), Some(block), false, keys, ids)
             .await?;
         let mut out = Vec::new();
         for (stream, entries) in stream_replies(reply)? {
@@ -201,20 +200,32 @@ async fn create_group(redis: &RedisStore, key: &str) -> Result<(), StoreError> {
 }
 
 /// Up to [`BATCH`] entries of one stream: new ones, or with `own` this
-/// consumer's pending ones from the start.
+/// consumer's pending ones from the start. Read [`READ_CHUNK`] a command,
+/// until a command finds fewer.
 pub(super) async fn read_stream(
     redis: &RedisStore,
     key: &Arc<str>,
     consumer: &str,
     own: bool,
 ) -> Result<Vec<Entry>, StoreError> {
-    let from = if own { XID::Manual("0".into()) } else { XID::NewInGroup };
-    let reply: Value = redis
-        .client()
-        .xreadgroup(GROUP, consumer, Some(BATCH), None, false, key.as_ref(), from)
-        .await?;
-    let mut out = Vec::new();
-    parse_read(key, reply, &mut out)?;
+    let mut out: Vec<Entry> = Vec::new();
+    while (out.len() as u64) < BATCH {
+        let from = match (own, out.last()) {
+            (false, _) => XID::NewInGroup,
+            (true, None) => XID::Manual("0".into()),
+            (true, Some(last)) => XID::Manual(last.id().into()),
+        };
+        let count = READ_CHUNK.min(BATCH - out.len() as u64);
+        let reply: Value = redis
+            .client()
+            .xreadgroup(GROUP, consumer, Some(count), None, false, key.as_ref(), from)
+            .await?;
+        let before = out.len();
+        parse_read(key, reply, &mut out)?;
+        if ((out.len() - before) as u64) < count {
+            break;
+        }
+    }
     Ok(out)
 }
 

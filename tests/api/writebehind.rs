@@ -9,7 +9,7 @@ use fred::types::{CustomCommand, Value as RedisValue};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use ticketrush::reconcile::{self, RebuildReport};
-use ticketrush::writebehind::{self, apply_batch, Worker};
+use ticketrush::writebehind::{self, apply_batch, FlushOutcome, Worker};
 
 use crate::helpers::{assert_problem, eventually, spawn_app, spawn_app_with, TestApp, TestConfig, TestUser};
 use crate::payment::pay_with_key;
@@ -525,6 +525,12 @@ async fn record_batches(app: &TestApp) {
         .unwrap();
 }
 
+/// The user's ledger rows in Postgres.
+async fn ledger_rows(app: &TestApp, user: &TestUser) -> i64 {
+    let sql = format!("select count(*) from wallet_ledger where user_id = {}", user.id);
+    app.pg_rows(&sql).await[0].get(0)
+}
+
 async fn batches_written(app: &TestApp) -> i64 {
     app.pg_rows("select count(distinct tx) from cursor_write").await[0].get(0)
 }
@@ -614,14 +620,34 @@ async fn a_backlog_of_several_batches_in_one_stream_is_drained_whole_by_the_runn
     worker.await.unwrap().unwrap();
     // Assert: all of it, in full batches while behind.
     assert!(drained);
-    let ledger: i64 = app
-        .pg_rows(&format!(
-            "select count(*) from wallet_ledger where user_id = {}",
-            user.id
-        ))
-        .await[0]
-        .get(0);
-    assert_eq!(ledger, charges + 1);
+    assert_eq!(ledger_rows(&app, &user).await, charges + 1);
     assert!(batches_written(&app).await >= 3);
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn a_batch_postgres_refused_is_read_again_whole_and_written_once_it_accepts() {
+    // Arrange: more events in one stream than one read command takes, and
+    // a Postgres that refuses new ledger rows.
+    let app = spawn_app().await;
+    let user = app.create_user_with("frank", 10).await;
+    let charges = writebehind::READ_CHUNK as i64 * 2 + 50;
+    for _ in 0..charges {
+        assert_eq!(app.charge(&user, 10, None).await.status(), StatusCode::OK);
+    }
+    let events = writebehind::backlog(&app.redis).await.unwrap();
+    let refuse = "alter table wallet_ledger add constraint refuse check (amount < 0) not valid";
+    app.pg.get().await.unwrap().batch_execute(refuse).await.unwrap();
+    let mut worker = Worker::new(app.redis.clone(), app.pg.clone());
+    assert!(worker.try_flush_once().await.is_err());
+    // Act: Postgres accepts again; the worker reads what it had delivered to itself.
+    let accept = "alter table wallet_ledger drop constraint refuse";
+    app.pg.get().await.unwrap().batch_execute(accept).await.unwrap();
+    let retried = worker.try_flush_once().await.unwrap();
+    // Assert: all of it, each event once, in one batch.
+    assert_eq!(retried, FlushOutcome::Flushed(events as usize));
+    assert_eq!(worker.try_flush_once().await.unwrap(), FlushOutcome::Empty);
+    assert_eq!(ledger_rows(&app, &user).await, charges + 1);
+    assert_eq!(writebehind::backlog(&app.redis).await.unwrap(), 0);
     assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
 }
