@@ -163,7 +163,7 @@ async fn charge_keys(redis: &RedisStore, pg: &Pool) -> anyhow::Result<usize> {
     let mut restored = 0;
     for row in &rows {
         let user: i64 = row.get(0);
-        let key = format!("{}idem:{user}:charge:{}", keys.wallet(user), row.get::<_, String>(1));
+        let key = Keys::idempotency(&keys.wallet(user), user, "charge", row.get(1));
         let answer = json!({ "user_id": user, "amount": row.get::<_, i64>(2), "balance": row.get::<_, i64>(3) });
         if restore_record(redis, key, answer.to_string(), row.get(4)).await? {
             restored += 1;
@@ -314,7 +314,7 @@ async fn reservations(redis: &RedisStore, pg: &Pool) -> anyhow::Result<(usize, u
                     fields.remove(later);
                 }
             }
-            let key = format!("{base}idem:{user}:hold:{ikey}");
+            let key = Keys::idempotency(&base, user, "hold", &ikey);
             if restore_record(redis, key, first.to_string(), held).await? {
                 hold_keys += 1;
             }
@@ -393,7 +393,7 @@ async fn payments(redis: &RedisStore, pg: &Pool) -> anyhow::Result<(usize, usize
             .await?;
         if let Some(ikey) = row.get::<_, Option<String>>(11) {
             // A retry with the key resumes this payment.
-            let key = format!("{}idem:{user}:pay:{ikey}", keys.concert(concert));
+            let key = Keys::idempotency(&keys.concert(concert), user, "pay", &ikey);
             if restore_record(redis, key, id.clone(), row.get(8)).await? {
                 payment_keys += 1;
             }

@@ -354,23 +354,22 @@ async fn flush_stream(
         false => batch,
     };
     let full = batch.len() as u64 >= READ_CHUNK;
-    if !full {
-        let applied = match batch.is_empty() {
-            true => 0,
-            false => persist(redis, pg, &batch).await?,
-        };
-        return Ok(Flushed {
-            applied,
-            full,
-            next: Vec::new(),
-        });
-    }
-    let (persisted, next) = tokio::join!(
-        persist(redis, pg, &batch),
-        stream::read_stream(redis, key, consumer, false)
+    let (applied, next) = tokio::join!(
+        async {
+            match batch.is_empty() {
+                true => Ok(0),
+                false => persist(redis, pg, &batch).await,
+            }
+        },
+        async {
+            match full {
+                true => stream::read_stream(redis, key, consumer, false).await,
+                false => Ok(Vec::new()),
+            }
+        }
     );
     Ok(Flushed {
-        applied: persisted?,
+        applied: applied?,
         full,
         next: next?,
     })

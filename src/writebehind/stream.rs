@@ -142,8 +142,8 @@ impl Streams {
     }
 
     /// Waits up to `wait` for new entries on any stream, then reads up to
-    /// [`READ_CHUNK`] of each, delivered to `consumer`. `client` must have a connection of its own: the read
-    /// blocks it.
+    /// [`READ_CHUNK`] of each, delivered to `consumer`. `client` must have a
+    /// connection of its own: the read blocks it.
     pub async fn wait_and_read(
         &self,
         client: &Client,

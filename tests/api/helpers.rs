@@ -480,6 +480,12 @@ fn with_user(request: RequestBuilder, user: Option<&TestUser>) -> RequestBuilder
     }
 }
 
+/// Asserts a JSON answer with `status`; returns it.
+pub async fn assert_json(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    response.json().await.expect("json")
+}
+
 /// Asserts a problem+json response with `status` and `code`; returns it.
 pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status of a {code} problem");

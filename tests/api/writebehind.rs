@@ -9,9 +9,12 @@ use fred::types::{CustomCommand, Value as RedisValue};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use ticketrush::reconcile::{self, RebuildReport};
+use ticketrush::store::redis::Keys;
 use ticketrush::writebehind::{self, apply_batch, FlushOutcome, Worker};
 
-use crate::helpers::{assert_problem, eventually, spawn_app, spawn_app_with, TestApp, TestConfig, TestUser};
+use crate::helpers::{
+    assert_json, assert_problem, eventually, spawn_app, spawn_app_with, TestApp, TestConfig, TestUser,
+};
 use crate::payment::pay_with_key;
 
 /// Every projected table as text, in a stable order.
@@ -387,8 +390,7 @@ async fn rebuild_restores_what_the_api_showed_after_redis_is_lost() {
         app.pay(&carol, &token, held["id"].as_str().unwrap()).await.status(),
         StatusCode::CREATED
     );
-    app.drain_writebehind().await;
-    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+    drain_and_verify(&app).await;
 }
 
 /// Drains the write-behind, loses every Redis key of the deployment and
@@ -399,31 +401,33 @@ async fn lose_redis_and_rebuild(app: &TestApp) -> RebuildReport {
     reconcile::rebuild(&app.redis, &app.pg).await.unwrap()
 }
 
+/// Drains the write-behind; then Postgres must agree with Redis.
+async fn drain_and_verify(app: &TestApp) {
+    app.drain_writebehind().await;
+    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+}
+
 #[tokio::test]
 async fn a_charge_retried_with_its_key_after_a_rebuild_answers_as_before_and_books_nothing() {
     // Arrange: a charge with an Idempotency-Key reaches Postgres, then
     // Redis loses everything and is rebuilt.
     let app = spawn_app().await;
     let user = app.create_user_with("dora", 2_000).await;
-    let first = app.charge(&user, 1_000, Some("top-up-1")).await;
-    assert_eq!(first.status(), StatusCode::OK);
-    let first: Value = first.json().await.unwrap();
+    let first = assert_json(app.charge(&user, 1_000, Some("top-up-1")).await, StatusCode::OK).await;
     let report = lose_redis_and_rebuild(&app).await;
     assert_eq!(report.charge_keys, 1, "the first charge had no key");
     // Act
     let retry = app.charge(&user, 9_999, Some("top-up-1")).await;
     // Assert: the first answer, nothing booked, the record keeps its day.
-    assert_eq!(retry.status(), StatusCode::OK);
-    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    assert_eq!(assert_json(retry, StatusCode::OK).await, first);
     assert_eq!(app.balance(&user).await, 3_000);
-    let key = format!("{}idem:{}:charge:top-up-1", app.redis.keys().wallet(user.id), user.id);
+    let key = Keys::idempotency(&app.redis.keys().wallet(user.id), user.id, "charge", "top-up-1");
     let ttl: i64 = app.redis.client().ttl(key).await.unwrap();
     assert!((86_000..=86_400).contains(&ttl), "what is left of its day: {ttl} s");
     let other = app.charge(&user, 500, Some("top-up-2")).await;
     assert_eq!(other.status(), StatusCode::OK);
     assert_eq!(app.balance(&user).await, 3_500);
-    app.drain_writebehind().await;
-    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+    drain_and_verify(&app).await;
 }
 
 #[tokio::test]
@@ -435,20 +439,20 @@ async fn a_payment_retried_with_its_key_after_a_rebuild_answers_as_before_and_pa
     let (user, token) = app.fan("erin", 1_000_000, concert.id).await;
     let held = app.hold_ok(&user, &token, concert.schedule_id, &[1]).await;
     let held = held["id"].as_str().unwrap();
-    let first = pay_with_key(&app, &user, &token, held, "pay-1").await;
-    assert_eq!(first.status(), StatusCode::CREATED);
-    let first: Value = first.json().await.unwrap();
+    let first = assert_json(
+        pay_with_key(&app, &user, &token, held, "pay-1").await,
+        StatusCode::CREATED,
+    )
+    .await;
     let balance = app.balance(&user).await;
     let report = lose_redis_and_rebuild(&app).await;
     assert_eq!(report.payment_keys, 1);
     // Act: the retry carries the old queue token, as a client's would.
     let retry = pay_with_key(&app, &user, &token, held, "pay-1").await;
     // Assert
-    assert_eq!(retry.status(), StatusCode::CREATED);
-    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    assert_eq!(assert_json(retry, StatusCode::CREATED).await, first);
     assert_eq!(app.balance(&user).await, balance, "paid once");
-    app.drain_writebehind().await;
-    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+    drain_and_verify(&app).await;
 }
 
 #[tokio::test]
@@ -459,20 +463,16 @@ async fn a_hold_retried_with_its_key_after_a_rebuild_answers_as_before_and_holds
     let concert = app.create_simple_concert(10, 50_000, 4).await;
     let (user, token) = app.fan("fern", 1_000_000, concert.id).await;
     let hold = || app.hold_with_key(&user, &token, concert.schedule_id, &[2, 3], Some("hold-1"));
-    let first = hold().await;
-    assert_eq!(first.status(), StatusCode::CREATED);
-    let first: Value = first.json().await.unwrap();
+    let first = assert_json(hold().await, StatusCode::CREATED).await;
     let report = lose_redis_and_rebuild(&app).await;
     assert_eq!(report.hold_keys, 1);
     // Act: the retry carries the old queue token, as a client's would.
     let retry = hold().await;
     // Assert: the first answer, and still the one reservation.
-    assert_eq!(retry.status(), StatusCode::CREATED);
-    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    assert_eq!(assert_json(retry, StatusCode::CREATED).await, first);
     let mine = app.user_reservations(&user).await;
     assert_eq!(mine.len(), 1, "{mine:?}");
-    app.drain_writebehind().await;
-    assert_eq!(reconcile::verify(&app.redis, &app.pg).await.unwrap(), vec![]);
+    drain_and_verify(&app).await;
 }
 
 #[tokio::test]

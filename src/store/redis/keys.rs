@@ -73,6 +73,13 @@ impl Keys {
         format!("{base}ev")
     }
 
+    /// String: the first answer of a user's request sent with an
+    /// Idempotency-Key, in the tag base `base` of the script that answered
+    /// it; `scope` is `charge`, `hold` or `pay`, as the scripts name it.
+    pub fn idempotency(base: &str, user_id: i64, scope: &str, key: &str) -> String {
+        format!("{base}idem:{user_id}:{scope}:{key}")
+    }
+
     /// String: the JSON of a payment in a concert's tag.
     pub fn payment(&self, concert_id: i64, payment_id: &str) -> String {
         format!("{}p:{payment_id}", self.concert(concert_id))
