@@ -4,14 +4,18 @@
 --   ""       whole: the token's JSON;
 --   "<uid>"  whole, and the token must be that user's;
 --   "k"      the caller knows the token's owner and issue time, so a
---            waiting token is answered without its JSON (anything else is
---            read whole);
+--            waiting token is answered by its place alone (anything else
+--            is read whole);
 --   "s"      as "k", and a waiting token's sighting is written: the caller
 --            asks for one at most once a sighting grain.
--- Returns five slots a read, in order:
---   {"OK", token JSON, position, eta, ms since the recorded sighting} |
---   {"WAITING", "", position, eta, 0} (a known token, still waiting) |
---   {"TOKEN_NOT_FOUND", "", 0, 0, 0} | {"FORBIDDEN", "", 0, 0, 0}.
+-- Returns the admissions of the last minute and the seconds they span
+-- (`admission_counts`: the caller works out the wait of a waiter answered
+-- by its place), then each read in order, one slot or five:
+--   position (an integer: a known token, still waiting) |
+--   "OK", token JSON, position, eta, ms since the recorded sighting |
+--   "TOKEN_NOT_FOUND", "", 0, 0, 0 | "FORBIDDEN", "", 0, 0, 0.
+-- Polls are most of a rush's traffic and most of them are known waiters,
+-- so theirs is the one-slot answer.
 -- A whole read of a waiting token counts as a sighting (`sight`), and its
 -- fifth slot tells the caller when the next one is due. One call serves
 -- every status read that reached an instance while its previous call ran,
@@ -21,7 +25,7 @@
 local max, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 admit(now, max, ttl, idle)
-local out = {}
+local out = { admission_counts(now) }
 local function answer(code, json, position, wait, age)
   local n = #out
   out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = code, json, position, wait, age
@@ -34,7 +38,7 @@ for i = 4, #ARGV - 1, 2 do
     if how == 's' then
       redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
     end
-    answer('WAITING', '', rank + 1, eta(rank + 1, admission_rate(now), max, ttl), 0)
+    out[#out + 1] = rank + 1
   else
     local uid = known and '' or how
     local json = redis.call('GET', tok_key(tok))

@@ -111,12 +111,12 @@ local function admit(now, max, ttl, idle)
   end
 end
 
--- Admissions a second over the last minute (at least a 10 s window, so the
--- first burst into empty slots does not promise everyone an instant turn).
--- Worked out once per call of a script.
-local rate_memo = nil
-local function admission_rate(now)
-  if rate_memo then return rate_memo end
+-- Admissions over the last minute and the seconds they span (at least a
+-- 10 s window, so the first burst into empty slots does not promise
+-- everyone an instant turn). Worked out once per call of a script.
+local rate_total, rate_span = nil, nil
+local function admission_counts(now)
+  if rate_total then return rate_total, rate_span end
   local sec = math.floor(now / 1000)
   local all = redis.call('HGETALL', B .. 'q:adm')
   local total, oldest = 0, sec
@@ -129,8 +129,14 @@ local function admission_rate(now)
       if s < oldest then oldest = s end
     end
   end
-  rate_memo = total / math.max(sec - oldest + 1, 10)
-  return rate_memo
+  rate_total, rate_span = total, math.max(sec - oldest + 1, 10)
+  return rate_total, rate_span
+end
+
+-- Admissions a second over the last minute (`admission_counts`).
+local function admission_rate(now)
+  local total, span = admission_counts(now)
+  return total / span
 end
 
 -- Seconds until a waiter at `position` is admitted: measured rate, or one

@@ -224,27 +224,36 @@ pub async fn get_tokens(
     let reply = redis
         .eval(&redis.scripts().get_tokens, redis.keys().concert(concert_id), args)
         .await?;
-    reply.expect_slots(reads.len(), 5)?;
-    reads
+    let rate = AdmissionRate {
+        admitted: reply.i64(0)?,
+        span_seconds: reply.i64(1)?,
+    };
+    let mut at = 2;
+    let answers = reads
         .iter()
-        .enumerate()
-        .map(|(i, (token, read))| {
-            let at = i * 5;
-            Ok(match reply.str(at)? {
+        .map(|(token, read)| {
+            if let Some(position) = reply.integer(at) {
+                // A known token, still waiting: its place alone.
+                at += 1;
+                let Read::Known { user_id, issued_at, .. } = *read else {
+                    return Err(StoreError::Reply("a whole read answered by its place alone".into()));
+                };
+                let wait = rate.eta(position, settings);
+                return Ok(Ok(ReadAnswer {
+                    view: TokenView::waiting(token, user_id, issued_at, position, wait),
+                    sighted_ago: None,
+                }));
+            }
+            let slot = at;
+            at += 5;
+            Ok(match reply.str(slot)? {
                 "OK" => {
-                    let view = view_from(&reply, at + 1)?;
+                    let view = view_from(&reply, slot + 1)?;
                     let sighted_ago = (view.status == "WAITING")
-                        .then(|| reply.i64(at + 4).map(|ms| Duration::from_millis(ms.max(0) as u64)))
+                        .then(|| reply.i64(slot + 4).map(|ms| Duration::from_millis(ms.max(0) as u64)))
                         .transpose()?;
                     Ok(ReadAnswer { view, sighted_ago })
                 }
-                "WAITING" => match *read {
-                    Read::Known { user_id, issued_at, .. } => Ok(ReadAnswer {
-                        view: TokenView::waiting(token, user_id, issued_at, reply.i64(at + 2)?, reply.i64(at + 3)?),
-                        sighted_ago: None,
-                    }),
-                    Read::Whole(_) => return Err(StoreError::Reply("a whole read answered without its token".into())),
-                },
                 code => match Refusal::parse(code) {
                     Some(Refusal::TokenNotFound) => Err(QueueError::TokenNotFound),
                     Some(Refusal::Forbidden) => Err(QueueError::Forbidden),
@@ -252,7 +261,41 @@ pub async fn get_tokens(
                 },
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if at != reply.len() {
+        return Err(StoreError::Reply(format!(
+            "{} elements for {} token reads",
+            reply.len(),
+            reads.len()
+        )));
+    }
+    Ok(answers)
+}
+
+/// The admissions of a concert's last minute, as `admission_counts` in
+/// `lua/lib/concert.lua` returns them.
+struct AdmissionRate {
+    admitted: i64,
+    span_seconds: i64,
+}
+
+impl AdmissionRate {
+    /// Seconds until a waiter at `position` is admitted: the measured rate,
+    /// or one active lifetime per full wave of slots while nothing was
+    /// admitted yet. The same arithmetic, in the same floating point, as
+    /// `eta` in `lua/lib/concert.lua`, so a wait is the same whichever
+    /// side works it out.
+    fn eta(&self, position: i64, settings: &QueueSettings) -> i64 {
+        if position <= 0 {
+            return 0;
+        }
+        if self.admitted > 0 {
+            let rate = self.admitted as f64 / self.span_seconds as f64;
+            return (position as f64 / rate).ceil() as i64;
+        }
+        let waves = (position as u64).div_ceil(u64::from(settings.active_max));
+        (waves * settings.active_ttl_ms().div_ceil(1000)) as i64
+    }
 }
 
 /// Leaves the queue: the token is EXPIRED and its slot goes to the next

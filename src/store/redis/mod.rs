@@ -220,6 +220,15 @@ impl Reply {
         }
     }
 
+    /// The element at `i` when it is an integer, and not numeric text:
+    /// for replies whose reads take one slot or several.
+    pub fn integer(&self, i: usize) -> Option<i64> {
+        match self.0.get(i) {
+            Some(Value::Integer(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
     /// The status code (first element) and, when it names a refusal, which.
     ///
     /// # Errors

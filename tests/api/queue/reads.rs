@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use fred::interfaces::KeysInterface;
 use futures_util::future::join_all;
 use ticketrush::queue::{QueueError, QueueToken, StatusReader};
 
@@ -105,6 +106,41 @@ async fn a_waiter_read_again_by_its_place_alone_answers_as_a_whole_read_does() {
     assert_eq!((admitted.status, admitted.position), ("ACTIVE", 0));
     assert!(admitted.active_until.is_some());
     assert_eq!(reader.known(), 0, "a token no longer waiting is read whole");
+}
+
+#[tokio::test]
+async fn a_known_waiter_gets_the_wait_of_a_whole_read_once_admissions_set_the_rate() {
+    // Arrange: one slot taken, three waiters, and the admission that took
+    // the slot over a minute old (no rate yet: a wave of slots an active
+    // lifetime); the reader learns the last waiter.
+    let (app, concert, fans) = waiting_room(config(1), 4).await;
+    let (active, waiters) = queue_of(&app, &fans, concert.id, 3).await;
+    let admissions = format!("{}q:adm", app.redis.keys().concert(concert.id));
+    let _: i64 = app.redis.client().del(admissions).await.expect("redis answers");
+    let reader = StatusReader::new(app.redis.clone(), app.settings.queue.clone());
+    let (owner, token) = &waiters[2];
+    let before = reader.get(parse(token), Some(owner.id)).await.expect("reads");
+    let known_before = reader.get(parse(token), None).await.expect("reads");
+
+    // Act: the slot frees, the first waiter is admitted (a measured rate).
+    leave_ok(&app, &fans[0], &active).await;
+    let known = reader.get(parse(token), None).await.expect("reads");
+    let whole = StatusReader::new(app.redis.clone(), app.settings.queue.clone())
+        .get(parse(token), Some(owner.id))
+        .await
+        .expect("reads");
+
+    // Assert: read by its place or whole, the same answer, wait included.
+    assert_eq!(reader.known(), 1, "{known:?}");
+    let lifetime = app.settings.queue.active_ttl_ms().div_ceil(1000) as i64;
+    assert_eq!(before.estimated_wait_seconds, 3 * lifetime, "{before:?}");
+    assert_eq!(known_before, before);
+    assert_eq!((known.status, known.position), ("WAITING", 2));
+    assert_eq!(known, whole);
+    assert_eq!(
+        known.estimated_wait_seconds, 20,
+        "one admission in a 10 s window, two ahead"
+    );
 }
 
 #[tokio::test]
