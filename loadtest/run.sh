@@ -519,7 +519,7 @@ scenario_queue() {
       ",\"requests\":$REDIS_BENCH_REQUESTS" -- redis_bench "$dir/rb-trivial.csv" EVALSHA "$trivial" 1 "$CUR_PREFIX:{c:$cid}:"
     run_step queue evalsha_get_token redis-benchmark redis "$dir/rb-get-token.csv" evalsha_get_token "" \
       ",\"requests\":$REDIS_BENCH_REQUESTS" -- redis_bench "$dir/rb-get-token.csv" \
-      EVALSHA "$get_token" 1 "$CUR_PREFIX:{c:$cid}:" "${QUEUE_ACTIVE_MAX_LT:-100}" 600000 3600000 "$token" ""
+      EVALSHA "$get_token" 1 "$CUR_PREFIX:{c:$cid}:" "${QUEUE_ACTIVE_MAX_LT:-100}" 600000 3600000 "" "$token" ""
   fi
   writebehind_after_load queue
   stop_server

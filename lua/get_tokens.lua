@@ -1,5 +1,6 @@
 -- get_tokens: KEYS[1] concert base; ARGV[1] active max, ARGV[2] active ttl
--- ms, ARGV[3] idle timeout ms, then pairs ARGV[4..]: a token and how to
+-- ms, ARGV[3] idle timeout ms, ARGV[4] the version of the line the caller
+-- last read (`line_moved`) or "", then pairs ARGV[5..]: a token and how to
 -- read it:
 --   ""       whole: the token's JSON;
 --   "<uid>"  whole, and the token must be that user's;
@@ -7,15 +8,21 @@
 --            waiting token is answered by its place alone (anything else
 --            is read whole);
 --   "s"      as "k", and a waiting token's sighting is written: the caller
---            asks for one at most once a sighting grain.
--- Returns the admissions of the last minute and the seconds they span
+--            asks for one at most once a sighting grain;
+--   "K", "S" as "k", "s", and the caller read the token waiting at the
+--            version in ARGV[4]: while the line has that version still,
+--            the token waits at the place the caller read.
+-- Returns the line's version, the
+-- admissions of the last minute and the seconds they span
 -- (`admission_counts`: the caller works out the wait of a waiter answered
 -- by its place), then each read in order, one slot or five:
+--   0 (an unchanged place: a "K" or "S" token, the line unmoved) |
 --   position (an integer: a known token, still waiting) |
 --   "OK", token JSON, position, eta, ms since the recorded sighting |
 --   "TOKEN_NOT_FOUND", "", 0, 0, 0 | "FORBIDDEN", "", 0, 0, 0.
--- Polls are most of a rush's traffic and most of them are known waiters,
--- so theirs is the one-slot answer.
+-- Polls are most of a rush's traffic and most of them are known waiters
+-- in a line that moved by nobody since their last poll, so theirs is the
+-- one-slot answer, without even a rank lookup.
 -- A whole read of a waiting token counts as a sighting (`sight`), and its
 -- fifth slot tells the caller when the next one is due. One call serves
 -- every status read that reached an instance while its previous call ran,
@@ -25,32 +32,45 @@
 local max, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 admit(now, max, ttl, idle)
-local out = { admission_counts(now) }
+local ver = line_version(now)
+local unmoved = ver == ARGV[4]
+local out = { ver, admission_counts(now) }
 local function answer(code, json, position, wait, age)
   local n = #out
   out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = code, json, position, wait, age
 end
-for i = 4, #ARGV - 1, 2 do
+for i = 5, #ARGV - 1, 2 do
   local tok, how = ARGV[i], ARGV[i + 1]
-  local known = how == 'k' or how == 's'
-  local rank = known and redis.call('ZRANK', B .. 'q:wait', tok)
-  if rank then
-    if how == 's' then
+  local placed = how == 'K' or how == 'S'
+  local sighted = how == 's' or how == 'S'
+  if placed and unmoved then
+    -- Still waiting where the caller read it: only leaving q:wait moves
+    -- the line, and nobody left it.
+    if sighted then
       redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
     end
-    out[#out + 1] = rank + 1
+    out[#out + 1] = 0
   else
-    local uid = known and '' or how
-    local json = redis.call('GET', tok_key(tok))
-    if not json then
-      answer('TOKEN_NOT_FOUND', '', 0, 0, 0)
-    elseif uid ~= '' and redis.call('HGET', B .. 'q:user', uid) ~= tok
-        and int(cjson.decode(json).user_id) ~= uid then
-      -- Not the user's live token, nor one of theirs that ended.
-      answer('FORBIDDEN', '', 0, 0, 0)
+    local known = placed or how == 'k' or how == 's'
+    local rank = known and redis.call('ZRANK', B .. 'q:wait', tok)
+    if rank then
+      if sighted then
+        redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
+      end
+      out[#out + 1] = rank + 1
     else
-      local position, wait, seen = waiting_place(tok, now, max, ttl, idle)
-      answer('OK', json, position, wait, seen and now - seen or 0) -- the stored JSON, not decoded
+      local uid = known and '' or how
+      local json = redis.call('GET', tok_key(tok))
+      if not json then
+        answer('TOKEN_NOT_FOUND', '', 0, 0, 0)
+      elseif uid ~= '' and redis.call('HGET', B .. 'q:user', uid) ~= tok
+          and int(cjson.decode(json).user_id) ~= uid then
+        -- Not the user's live token, nor one of theirs that ended.
+        answer('FORBIDDEN', '', 0, 0, 0)
+      else
+        local position, wait, seen = waiting_place(tok, now, max, ttl, idle)
+        answer('OK', json, position, wait, seen and now - seen or 0) -- the stored JSON, not decoded
+      end
     end
   end
 end

@@ -5,6 +5,7 @@
 --          q:act   zset token -> active_until (ms)
 --          q:user  hash user  -> live token
 --          q:seq   counter of arrivals;  q:adm hash second -> admissions
+--          q:ver   version of the line (`line_moved`)
 --          q:stat  hash admitted, dropped (totals, for metrics)
 --          t:<tok> token JSON (EXPIRED ones live one more hour)
 -- Booking: s:<sid> hash schedule (starts_at, opens_at, seat_count, price,
@@ -21,9 +22,32 @@
 local function tok_key(tok) return B .. 't:' .. tok end
 local function res_key(rid) return B .. 'r:' .. rid end
 
+-- The line's version changes whenever a token leaves q:wait. Arrivals join
+-- at its end and move nobody, so a waiter's place read at one version
+-- holds for as long as the version does. A missing version starts from the
+-- clock (in thousandths of a millisecond), so a line lost with Redis never
+-- repeats a version read before.
+local function line_moved(now)
+  if redis.call('INCR', B .. 'q:ver') == 1 then
+    redis.call('SET', B .. 'q:ver', string.format('%d', now * 1000))
+  end
+end
+
+-- The line's version (text), started if there is none yet.
+local function line_version(now)
+  local version = redis.call('GET', B .. 'q:ver')
+  if not version then
+    version = string.format('%d', now * 1000)
+    redis.call('SET', B .. 'q:ver', version)
+  end
+  return version
+end
+
 local function expire_token(tok, now)
   local t = jget(tok_key(tok))
-  redis.call('ZREM', B .. 'q:wait', tok)
+  if redis.call('ZREM', B .. 'q:wait', tok) == 1 then
+    line_moved(now)
+  end
   redis.call('ZREM', B .. 'q:seen', tok)
   redis.call('ZREM', B .. 'q:act', tok)
   if not t or t.status == 'EXPIRED' then
@@ -104,6 +128,7 @@ local function admit(now, max, ttl, idle)
       else
         redis.call('ZREM', B .. 'q:wait', tok)
         redis.call('ZREM', B .. 'q:seen', tok)
+        line_moved(now)
         activate(tok, now, ttl)
         free = free - 1
       end

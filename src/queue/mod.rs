@@ -169,8 +169,12 @@ pub async fn get_token(
     user_id: Option<i64>,
 ) -> Result<TokenView, QueueError> {
     let read = [(token, Read::Whole(user_id))];
-    let mut answers = get_tokens(redis, settings, token.concert_id(), &read).await?;
-    answers.pop().expect("one answer a read").map(|answer| answer.view)
+    let mut reads = get_tokens(redis, settings, token.concert_id(), None, &read).await?;
+    reads
+        .answers
+        .pop()
+        .expect("one answer a read")
+        .map(|answer| answer.view)
 }
 
 /// How [`get_tokens`] reads one token.
@@ -181,8 +185,16 @@ pub enum Read {
     /// A token whose owner and issue time the caller already knows: while
     /// it waits only its place is read, and a sighting is written when
     /// `sight` says so (the caller asks at most once a [`sighting_grain`]).
-    /// Once it no longer waits it is read whole.
-    Known { user_id: i64, issued_at: i64, sight: bool },
+    /// Once it no longer waits it is read whole. `place` is the position
+    /// the caller read it at in the line's version it passes
+    /// ([`get_tokens`]): while the line has that version still, the token
+    /// waits there, and Redis need not even look it up.
+    Known {
+        user_id: i64,
+        issued_at: i64,
+        sight: bool,
+        place: Option<i64>,
+    },
 }
 
 /// The answer to one [`Read`].
@@ -192,6 +204,14 @@ pub struct ReadAnswer {
     /// For a waiting token read whole: how long ago its recorded sighting
     /// was, so the caller knows when the next one is due.
     pub sighted_ago: Option<Duration>,
+}
+
+/// The answers of [`get_tokens`], and the version of the line they were
+/// read at.
+#[derive(Debug)]
+pub struct TokenReads {
+    pub line: i64,
+    pub answers: Vec<Result<ReadAnswer, QueueError>>,
 }
 
 /// How often at most a sighting of a waiting token is written: a twentieth
@@ -209,34 +229,55 @@ pub async fn get_tokens(
     redis: &RedisStore,
     settings: &QueueSettings,
     concert_id: i64,
+    line: Option<i64>,
     reads: &[(&QueueToken, Read)],
-) -> Result<Vec<Result<ReadAnswer, QueueError>>, StoreError> {
+) -> Result<TokenReads, StoreError> {
     let mut args: Vec<fred::types::Value> = limits(settings).into();
-    args.reserve(reads.len() * 2);
+    args.reserve(1 + reads.len() * 2);
+    args.push(line.map(|v| v.to_string()).unwrap_or_default().into());
     for (token, read) in reads {
         args.push(token.as_str().into());
         args.push(match read {
             Read::Whole(user_id) => user_id.map(|u| u.to_string()).unwrap_or_default().into(),
-            Read::Known { sight: true, .. } => "s".into(),
-            Read::Known { sight: false, .. } => "k".into(),
+            Read::Known { sight, place, .. } => match (sight, place.is_some() && line.is_some()) {
+                (true, true) => "S",
+                (true, false) => "s",
+                (false, true) => "K",
+                (false, false) => "k",
+            }
+            .into(),
         });
     }
     let reply = redis
         .eval(&redis.scripts().get_tokens, redis.keys().concert(concert_id), args)
         .await?;
+    let read_line = reply.i64(0)?;
+    let unmoved = line == Some(read_line);
     let rate = AdmissionRate {
-        admitted: reply.i64(0)?,
-        span_seconds: reply.i64(1)?,
+        admitted: reply.i64(1)?,
+        span_seconds: reply.i64(2)?,
     };
-    let mut at = 2;
+    let mut at = 3;
     let answers = reads
         .iter()
         .map(|(token, read)| {
             if let Some(position) = reply.integer(at) {
-                // A known token, still waiting: its place alone.
+                // A known token, still waiting: its place alone, or, with
+                // the line unmoved, the place the caller read before.
                 at += 1;
-                let Read::Known { user_id, issued_at, .. } = *read else {
+                let Read::Known {
+                    user_id,
+                    issued_at,
+                    place,
+                    ..
+                } = *read
+                else {
                     return Err(StoreError::Reply("a whole read answered by its place alone".into()));
+                };
+                let position = match (position, place) {
+                    (0, Some(place)) if unmoved => place,
+                    (0, _) => return Err(StoreError::Reply("an unchanged place the caller did not send".into())),
+                    (position, _) => position,
                 };
                 let wait = rate.eta(position, settings);
                 return Ok(Ok(ReadAnswer {
@@ -269,7 +310,10 @@ pub async fn get_tokens(
             reads.len()
         )));
     }
-    Ok(answers)
+    Ok(TokenReads {
+        line: read_line,
+        answers,
+    })
 }
 
 /// The admissions of a concert's last minute, as `admission_counts` in

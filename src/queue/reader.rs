@@ -9,18 +9,21 @@
 //! it.
 //!
 //! The reader also remembers, for the tokens it has seen waiting, what never
-//! changes in them (owner and issue time) and when it last wrote their
-//! sighting. A known token that still waits then costs the script one rank
-//! lookup: no stored JSON to fetch and decode, and a sighting written only
-//! once a grain is over (each instance writes its own, so the recorded
-//! sighting is never more than a grain behind the last poll). Anything else,
-//! and a read with another user's key, is read whole.
+//! changes in them (owner and issue time), when it last wrote their
+//! sighting, and the place it last read them at with the version of the
+//! line it read (the version changes whenever anyone leaves the line). A
+//! known token that still waits then costs the script one rank lookup, or
+//! none while the line has not moved: no stored JSON to fetch and decode,
+//! and a sighting written only once a grain is over (each instance writes
+//! its own, so the recorded sighting is never more than a grain behind the
+//! last poll). Anything else, and a read with another user's key, is read
+//! whole.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{get_tokens, sighting_grain, QueueError, QueueToken, Read, ReadAnswer, TokenView};
+use super::{get_tokens, sighting_grain, QueueError, QueueToken, Read, ReadAnswer, TokenReads, TokenView};
 use crate::config::QueueSettings;
 use crate::store::redis::lane::{Answer, Lanes, Merge};
 use crate::store::redis::RedisStore;
@@ -54,6 +57,8 @@ struct Reads {
 /// Waiting tokens this instance has read.
 struct Known {
     tokens: HashMap<String, Waiter>,
+    /// The version of each concert's line at its last read.
+    lines: HashMap<i64, i64>,
     forgotten_at: Instant,
 }
 
@@ -62,14 +67,24 @@ struct Waiter {
     issued_at: i64,
     /// No later than the sighting Redis holds; `None` when one is due.
     sighted: Option<Instant>,
+    /// The version of the line and the position last read in it.
+    place: Option<(i64, i64)>,
     read: Instant,
 }
 
 impl Reads {
-    /// How each ask is read: known waiting tokens by their place only.
-    fn plan<'a>(&self, asks: &'a [(QueueToken, Option<i64>)], now: Instant) -> Vec<(&'a QueueToken, Read)> {
+    /// How each ask is read: known waiting tokens by their place only, and
+    /// the line's version last read, if any.
+    fn plan<'a>(
+        &self,
+        concert_id: i64,
+        asks: &'a [(QueueToken, Option<i64>)],
+        now: Instant,
+    ) -> (Option<i64>, Vec<(&'a QueueToken, Read)>) {
         let mut known = self.known.lock().expect("known tokens lock is never poisoned");
-        asks.iter()
+        let line = known.lines.get(&concert_id).copied();
+        let reads = asks
+            .iter()
             .map(|(token, user_id)| {
                 let read = match known.tokens.get_mut(token.as_str()) {
                     Some(waiter) if user_id.is_none_or(|u| u == waiter.user_id) => {
@@ -80,33 +95,44 @@ impl Reads {
                             sight: waiter
                                 .sighted
                                 .is_none_or(|at| now.saturating_duration_since(at) >= self.grain),
+                            place: waiter
+                                .place
+                                .filter(|&(version, _)| Some(version) == line)
+                                .map(|(_, position)| position),
                         }
                     }
                     _ => Read::Whole(*user_id),
                 };
                 (token, read)
             })
-            .collect()
+            .collect();
+        (line, reads)
     }
 
-    /// Remembers the tokens that wait and the sightings written (at `now`
-    /// or later), forgets the others.
-    fn learn(&self, reads: &[(&QueueToken, Read)], answers: &[Result<ReadAnswer, QueueError>], now: Instant) {
+    /// Remembers the tokens that wait, where, and the sightings written (at
+    /// `now` or later), forgets the others.
+    fn learn(&self, concert_id: i64, reads: &[(&QueueToken, Read)], read: &TokenReads, now: Instant) {
         let mut known = self.known.lock().expect("known tokens lock is never poisoned");
-        for ((token, read), answer) in reads.iter().zip(answers) {
-            match (read, answer) {
+        known.lines.insert(concert_id, read.line);
+        let place = |answer: &ReadAnswer| Some((read.line, answer.view.position));
+        for ((token, how), answer) in reads.iter().zip(&read.answers) {
+            match (how, answer) {
                 (Read::Whole(_), Ok(answer)) if answer.view.status == "WAITING" => {
                     let waiter = Waiter {
                         user_id: answer.view.user_id,
                         issued_at: answer.view.issued_at.0,
                         sighted: answer.sighted_ago.and_then(|ago| now.checked_sub(ago)),
+                        place: place(answer),
                         read: now,
                     };
                     known.tokens.insert(token.as_str().to_owned(), waiter);
                 }
                 (Read::Known { sight, .. }, Ok(answer)) if answer.view.status == "WAITING" => {
-                    if let (true, Some(waiter)) = (*sight, known.tokens.get_mut(token.as_str())) {
-                        waiter.sighted = Some(now);
+                    if let Some(waiter) = known.tokens.get_mut(token.as_str()) {
+                        waiter.place = place(answer);
+                        if *sight {
+                            waiter.sighted = Some(now);
+                        }
                     }
                 }
                 (_, Err(QueueError::Forbidden)) => {}
@@ -132,10 +158,10 @@ impl Merge for Reads {
 
     async fn call(&self, concert_id: i64, asks: &[Self::Ask]) -> Result<Vec<Answer<Self>>, StoreError> {
         let now = Instant::now();
-        let reads = self.plan(asks, now);
-        let answers = get_tokens(&self.redis, &self.settings, concert_id, &reads).await?;
-        self.learn(&reads, &answers, now);
-        Ok(answers.into_iter().map(|answer| answer.map(|a| a.view)).collect())
+        let (line, reads) = self.plan(concert_id, asks, now);
+        let read = get_tokens(&self.redis, &self.settings, concert_id, line, &reads).await?;
+        self.learn(concert_id, &reads, &read, now);
+        Ok(read.answers.into_iter().map(|answer| answer.map(|a| a.view)).collect())
     }
 }
 
@@ -153,6 +179,7 @@ impl StatusReader {
             settings,
             known: Mutex::new(Known {
                 tokens: HashMap::new(),
+                lines: HashMap::new(),
                 forgotten_at: Instant::now(),
             }),
         };

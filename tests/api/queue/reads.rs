@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fred::interfaces::KeysInterface;
+use fred::interfaces::{KeysInterface, SortedSetsInterface};
 use futures_util::future::join_all;
 use ticketrush::queue::{QueueError, QueueToken, StatusReader};
 
@@ -141,6 +141,38 @@ async fn a_known_waiter_gets_the_wait_of_a_whole_read_once_admissions_set_the_ra
         known.estimated_wait_seconds, 20,
         "one admission in a 10 s window, two ahead"
     );
+}
+
+#[tokio::test]
+async fn a_known_waiter_is_looked_up_again_when_the_line_lost_its_version() {
+    // Arrange: one slot taken, two waiters; the reader learns the second at
+    // place 2. Then Redis loses the line's version and the first waiter
+    // with it, as a Redis restored from an older state or rebuilt would.
+    let (app, concert, fans) = waiting_room(config(1), 3).await;
+    let (_, waiters) = queue_of(&app, &fans, concert.id, 2).await;
+    let reader = StatusReader::new(app.redis.clone(), app.settings.queue.clone());
+    let (owner, token) = &waiters[1];
+    let before = reader.get(parse(token), Some(owner.id)).await.expect("reads");
+    let base = app.redis.keys().concert(concert.id);
+    let _: i64 = app
+        .redis
+        .client()
+        .del(format!("{base}q:ver"))
+        .await
+        .expect("redis answers");
+    let _: i64 = app
+        .redis
+        .client()
+        .zrem(format!("{base}q:wait"), waiters[0].1.as_str())
+        .await
+        .expect("redis answers");
+
+    // Act
+    let after = reader.get(parse(token), None).await.expect("reads");
+
+    // Assert: a new version, so the place is read, not remembered.
+    assert_eq!((before.status, before.position), ("WAITING", 2));
+    assert_eq!((after.status, after.position), ("WAITING", 1));
 }
 
 #[tokio::test]
