@@ -221,7 +221,9 @@ pub fn sighting_grain(settings: &QueueSettings) -> Duration {
 }
 
 /// The states of several tokens of one concert in one script call, each a
-/// sighting (see [`Read`]), in the order of `reads`.
+/// sighting (see [`Read`]), in the order of `reads`. `line` is the version
+/// of the line the caller last read, which the places in its reads were
+/// read at; the answers come with the version they were read at.
 ///
 /// # Errors
 /// Store failures fail them all; a missing or foreign token fails its own.
@@ -239,7 +241,7 @@ pub async fn get_tokens(
         args.push(token.as_str().into());
         args.push(match read {
             Read::Whole(user_id) => user_id.map(|u| u.to_string()).unwrap_or_default().into(),
-            Read::Known { sight, place, .. } => match (sight, place.is_some() && line.is_some()) {
+            Read::Known { sight, place, .. } => match (sight, place.is_some()) {
                 (true, true) => "S",
                 (true, false) => "s",
                 (false, true) => "K",

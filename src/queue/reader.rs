@@ -68,7 +68,7 @@ struct Waiter {
     /// No later than the sighting Redis holds; `None` when one is due.
     sighted: Option<Instant>,
     /// The version of the line and the position last read in it.
-    place: Option<(i64, i64)>,
+    place: (i64, i64),
     read: Instant,
 }
 
@@ -95,8 +95,7 @@ impl Reads {
                             sight: waiter
                                 .sighted
                                 .is_none_or(|at| now.saturating_duration_since(at) >= self.grain),
-                            place: waiter
-                                .place
+                            place: Some(waiter.place)
                                 .filter(|&(version, _)| Some(version) == line)
                                 .map(|(_, position)| position),
                         }
@@ -114,7 +113,7 @@ impl Reads {
     fn learn(&self, concert_id: i64, reads: &[(&QueueToken, Read)], read: &TokenReads, now: Instant) {
         let mut known = self.known.lock().expect("known tokens lock is never poisoned");
         known.lines.insert(concert_id, read.line);
-        let place = |answer: &ReadAnswer| Some((read.line, answer.view.position));
+        let place = |answer: &ReadAnswer| (read.line, answer.view.position);
         for ((token, how), answer) in reads.iter().zip(&read.answers) {
             match (how, answer) {
                 (Read::Whole(_), Ok(answer)) if answer.view.status == "WAITING" => {
