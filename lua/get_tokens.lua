@@ -42,35 +42,31 @@ end
 for i = 5, #ARGV - 1, 2 do
   local tok, how = ARGV[i], ARGV[i + 1]
   local placed = how == 'K' or how == 'S'
-  local sighted = how == 's' or how == 'S'
-  if placed and unmoved then
-    -- Still waiting where the caller read it: only leaving q:wait moves
-    -- the line, and nobody left it.
-    if sighted then
+  local known = placed or how == 'k' or how == 's'
+  -- A known waiter's place: 0 while the line has not moved since the
+  -- caller read it there (only leaving q:wait moves it), its rank else.
+  local position = placed and unmoved and 0
+  if known and not position then
+    local rank = redis.call('ZRANK', B .. 'q:wait', tok)
+    position = rank and rank + 1
+  end
+  if position then
+    if how == 's' or how == 'S' then
       redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
     end
-    out[#out + 1] = 0
+    out[#out + 1] = position
   else
-    local known = placed or how == 'k' or how == 's'
-    local rank = known and redis.call('ZRANK', B .. 'q:wait', tok)
-    if rank then
-      if sighted then
-        redis.call('ZADD', B .. 'q:seen', 'XX', now, tok)
-      end
-      out[#out + 1] = rank + 1
+    local uid = known and '' or how
+    local json = redis.call('GET', tok_key(tok))
+    if not json then
+      answer('TOKEN_NOT_FOUND', '', 0, 0, 0)
+    elseif uid ~= '' and redis.call('HGET', B .. 'q:user', uid) ~= tok
+        and int(cjson.decode(json).user_id) ~= uid then
+      -- Not the user's live token, nor one of theirs that ended.
+      answer('FORBIDDEN', '', 0, 0, 0)
     else
-      local uid = known and '' or how
-      local json = redis.call('GET', tok_key(tok))
-      if not json then
-        answer('TOKEN_NOT_FOUND', '', 0, 0, 0)
-      elseif uid ~= '' and redis.call('HGET', B .. 'q:user', uid) ~= tok
-          and int(cjson.decode(json).user_id) ~= uid then
-        -- Not the user's live token, nor one of theirs that ended.
-        answer('FORBIDDEN', '', 0, 0, 0)
-      else
-        local position, wait, seen = waiting_place(tok, now, max, ttl, idle)
-        answer('OK', json, position, wait, seen and now - seen or 0) -- the stored JSON, not decoded
-      end
+      local place, wait, seen = waiting_place(tok, now, max, ttl, idle)
+      answer('OK', json, place, wait, seen and now - seen or 0) -- the stored JSON, not decoded
     end
   end
 end

@@ -27,20 +27,21 @@ local function res_key(rid) return B .. 'r:' .. rid end
 -- holds for as long as the version does. A missing version starts from the
 -- clock (in thousandths of a millisecond), so a line lost with Redis never
 -- repeats a version read before.
+local function line_start(now)
+  local version = string.format('%d', now * 1000)
+  redis.call('SET', B .. 'q:ver', version)
+  return version
+end
+
 local function line_moved(now)
   if redis.call('INCR', B .. 'q:ver') == 1 then
-    redis.call('SET', B .. 'q:ver', string.format('%d', now * 1000))
+    line_start(now) -- there was none
   end
 end
 
 -- The line's version (text), started if there is none yet.
 local function line_version(now)
-  local version = redis.call('GET', B .. 'q:ver')
-  if not version then
-    version = string.format('%d', now * 1000)
-    redis.call('SET', B .. 'q:ver', version)
-  end
-  return version
+  return redis.call('GET', B .. 'q:ver') or line_start(now)
 end
 
 local function expire_token(tok, now)

@@ -254,7 +254,6 @@ pub async fn get_tokens(
         .eval(&redis.scripts().get_tokens, redis.keys().concert(concert_id), args)
         .await?;
     let read_line = reply.i64(0)?;
-    let unmoved = line == Some(read_line);
     let rate = AdmissionRate {
         admitted: reply.i64(1)?,
         span_seconds: reply.i64(2)?,
@@ -277,8 +276,8 @@ pub async fn get_tokens(
                     return Err(StoreError::Reply("a whole read answered by its place alone".into()));
                 };
                 let position = match (position, place) {
-                    (0, Some(place)) if unmoved => place,
-                    (0, _) => return Err(StoreError::Reply("an unchanged place the caller did not send".into())),
+                    (0, Some(place)) => place,
+                    (0, None) => return Err(StoreError::Reply("an unchanged place the caller did not send".into())),
                     (position, _) => position,
                 };
                 let wait = rate.eta(position, settings);

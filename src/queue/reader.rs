@@ -95,9 +95,7 @@ impl Reads {
                             sight: waiter
                                 .sighted
                                 .is_none_or(|at| now.saturating_duration_since(at) >= self.grain),
-                            place: Some(waiter.place)
-                                .filter(|&(version, _)| Some(version) == line)
-                                .map(|(_, position)| position),
+                            place: (line == Some(waiter.place.0)).then_some(waiter.place.1),
                         }
                     }
                     _ => Read::Whole(*user_id),

@@ -8,7 +8,9 @@ use fred::interfaces::SortedSetsInterface;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{issue_new, leave_ok, line_up, quick_idle_config, rfc3339_ms, stored_token, token_of, waiting_room};
+use super::{
+    issue_new, leave_ok, line_up, queue_key, quick_idle_config, rfc3339_ms, stored_token, token_of, waiting_room,
+};
 use crate::helpers::{assert_problem, eventually, TestApp, TestConfig};
 
 #[tokio::test]
@@ -52,7 +54,7 @@ async fn a_waiter_not_seen_for_the_idle_timeout_is_dropped_and_the_next_one_gets
 
 /// When a waiter was last seen, as the scripts keep it (ms).
 async fn last_seen(app: &TestApp, concert_id: i64, token: &str) -> f64 {
-    let key = format!("{}q:seen", app.redis.keys().concert(concert_id));
+    let key = queue_key(app, concert_id, "q:seen");
     let seen: Option<f64> = app.redis.client().zscore(key, token).await.expect("redis answers");
     seen.expect("a waiting token has a sighting")
 }

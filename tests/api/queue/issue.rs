@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::{active_slots, config, issue, issue_new, rfc3339_ms, status_as, token_of, waiting_room};
+use super::{active_slots, config, issue, issue_new, queue_key, rfc3339_ms, status_as, token_of, waiting_room};
 use crate::helpers::{assert_problem, TestConfig, TestUser};
 
 #[tokio::test]
@@ -143,7 +143,7 @@ async fn concurrent_issues_by_one_user_on_two_instances_create_exactly_one_token
         assert_eq!(body["status"], "WAITING");
         assert_eq!(body["position"], 1);
     }
-    let waiting_key = format!("{}q:wait", app.redis.keys().concert(concert.id));
+    let waiting_key = queue_key(&app, concert.id, "q:wait");
     let waiting: i64 = app.redis.client().zcard(waiting_key).await.unwrap();
     assert_eq!(waiting, 1, "one place in line, not ten");
 }

@@ -98,10 +98,16 @@ async fn leave_ok(app: &TestApp, user: &TestUser, token: &str) {
     assert_eq!(leave(app, user, token).await.status(), StatusCode::NO_CONTENT);
 }
 
+/// The Redis key of a concert's queue structure `name` (`q:wait`, `q:act`,
+/// … as `lua/lib/concert.lua` lists them).
+fn queue_key(app: &TestApp, concert_id: i64, name: &str) -> String {
+    format!("{}{name}", app.redis.keys().concert(concert_id))
+}
+
 /// How many tokens of a concert hold a slot, read straight from Redis (no
 /// sighting, no admission).
 async fn active_slots(app: &TestApp, concert_id: i64) -> i64 {
-    let key = format!("{}q:act", app.redis.keys().concert(concert_id));
+    let key = queue_key(app, concert_id, "q:act");
     app.redis.client().zcard(key).await.expect("redis answers")
 }
 

@@ -8,7 +8,7 @@ use fred::interfaces::{KeysInterface, SortedSetsInterface};
 use futures_util::future::join_all;
 use ticketrush::queue::{QueueError, QueueToken, StatusReader};
 
-use super::{config, issue_new, leave_ok, token_of, waiting_room};
+use super::{config, issue_new, leave_ok, queue_key, token_of, waiting_room};
 use crate::helpers::{eventually, TestApp, TestConfig, TestUser};
 
 /// The first fan takes the one slot, the next `n` wait at positions 1..=n;
@@ -27,6 +27,11 @@ async fn queue_of(app: &TestApp, fans: &[TestUser], concert_id: i64, n: usize) -
     (active, waiters)
 }
 
+/// A status reader of the app's Redis, with the app's queue settings.
+fn new_reader(app: &TestApp) -> StatusReader {
+    StatusReader::new(app.redis.clone(), app.settings.queue.clone())
+}
+
 fn parse(token: &str) -> QueueToken {
     QueueToken::parse(token).expect("a well-formed token")
 }
@@ -35,7 +40,7 @@ fn parse(token: &str) -> QueueToken {
 async fn concurrent_reads_share_script_calls_and_each_gets_its_own_answer() {
     let (app, concert, fans) = waiting_room(config(1), 42).await;
     let (active, waiters) = queue_of(&app, &fans, concert.id, 40).await;
-    let reader = StatusReader::new(app.redis.clone(), app.settings.queue.clone());
+    let reader = new_reader(&app);
     let stranger = &fans[41];
     let unknown = QueueToken::generate(concert.id);
 
@@ -80,7 +85,7 @@ async fn a_waiter_read_again_by_its_place_alone_answers_as_a_whole_read_does() {
     // waiter whole once, and so learns it.
     let (app, concert, fans) = waiting_room(config(1), 4).await;
     let (active, waiters) = queue_of(&app, &fans, concert.id, 2).await;
-    let reader = StatusReader::new(app.redis.clone(), app.settings.queue.clone());
+    let reader = new_reader(&app);
     let ((ahead, ahead_token), (owner, token)) = (&waiters[0], &waiters[1]);
     let stranger = &fans[3];
     let whole = reader.get(parse(token), Some(owner.id)).await.expect("reads");
@@ -115,9 +120,9 @@ async fn a_known_waiter_gets_the_wait_of_a_whole_read_once_admissions_set_the_ra
     // lifetime); the reader learns the last waiter.
     let (app, concert, fans) = waiting_room(config(1), 4).await;
     let (active, waiters) = queue_of(&app, &fans, concert.id, 3).await;
-    let admissions = format!("{}q:adm", app.redis.keys().concert(concert.id));
+    let admissions = queue_key(&app, concert.id, "q:adm");
     let _: i64 = app.redis.client().del(admissions).await.expect("redis answers");
-    let reader = StatusReader::new(app.redis.clone(), app.settings.queue.clone());
+    let reader = new_reader(&app);
     let (owner, token) = &waiters[2];
     let before = reader.get(parse(token), Some(owner.id)).await.expect("reads");
     let known_before = reader.get(parse(token), None).await.expect("reads");
@@ -125,10 +130,7 @@ async fn a_known_waiter_gets_the_wait_of_a_whole_read_once_admissions_set_the_ra
     // Act: the slot frees, the first waiter is admitted (a measured rate).
     leave_ok(&app, &fans[0], &active).await;
     let known = reader.get(parse(token), None).await.expect("reads");
-    let whole = StatusReader::new(app.redis.clone(), app.settings.queue.clone())
-        .get(parse(token), Some(owner.id))
-        .await
-        .expect("reads");
+    let whole = new_reader(&app).get(parse(token), Some(owner.id)).await.expect("reads");
 
     // Assert: read by its place or whole, the same answer, wait included.
     assert_eq!(reader.known(), 1, "{known:?}");
@@ -150,22 +152,16 @@ async fn a_known_waiter_is_looked_up_again_when_the_line_lost_its_version() {
     // with it, as a Redis restored from an older state or rebuilt would.
     let (app, concert, fans) = waiting_room(config(1), 3).await;
     let (_, waiters) = queue_of(&app, &fans, concert.id, 2).await;
-    let reader = StatusReader::new(app.redis.clone(), app.settings.queue.clone());
+    let reader = new_reader(&app);
     let (owner, token) = &waiters[1];
     let before = reader.get(parse(token), Some(owner.id)).await.expect("reads");
-    let base = app.redis.keys().concert(concert.id);
-    let _: i64 = app
-        .redis
-        .client()
-        .del(format!("{base}q:ver"))
+    let redis = app.redis.client();
+    let _: i64 = redis
+        .del(queue_key(&app, concert.id, "q:ver"))
         .await
         .expect("redis answers");
-    let _: i64 = app
-        .redis
-        .client()
-        .zrem(format!("{base}q:wait"), waiters[0].1.as_str())
-        .await
-        .expect("redis answers");
+    let waiting = queue_key(&app, concert.id, "q:wait");
+    let _: i64 = redis.zrem(waiting, waiters[0].1.as_str()).await.expect("redis answers");
 
     // Act
     let after = reader.get(parse(token), None).await.expect("reads");
@@ -183,7 +179,7 @@ async fn a_read_counts_as_a_sighting_for_every_token_of_a_shared_call() {
     };
     let (app, concert, fans) = waiting_room(idle, 7).await;
     let (_, waiters) = queue_of(&app, &fans, concert.id, 6).await;
-    let reader = StatusReader::new(app.redis.clone(), app.settings.queue.clone());
+    let reader = new_reader(&app);
     // The first three are read every 300 ms for 3 s; the others never are,
     // so they idle out and the read ones keep their places.
     let kept = &waiters[..3];
