@@ -14,13 +14,15 @@ use governor::clock::DefaultClock;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
+use crate::queue::TokenKey;
+
 /// Sustained polls a second allowed per queue token.
 const POLLS_PER_SECOND: u32 = 20;
 
 /// Polls a token may make in a burst.
 const POLL_BURST: u32 = 60;
 
-type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
+type Keyed = RateLimiter<TokenKey, DefaultKeyedStateStore<TokenKey>, DefaultClock>;
 
 /// The limiters of one instance. Cheap to clone.
 #[derive(Clone)]
@@ -45,9 +47,9 @@ impl RateLimits {
     }
 
     /// Counts one poll of `token`; `Err(wait)` when over the limit.
-    pub fn poll(&self, token: &str) -> Result<(), Duration> {
+    pub fn poll(&self, token: TokenKey) -> Result<(), Duration> {
         self.polls
-            .check_key(&token.to_owned())
+            .check_key(&token)
             .map_err(|not_until| not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default())))
     }
 

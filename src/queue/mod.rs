@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use gate::{check_concert, GateCheckError, GateError};
 pub use reader::StatusReader;
-pub use token::QueueToken;
+pub use token::{QueueToken, TokenKey};
 
 use crate::config::QueueSettings;
 use crate::store::redis::{RedisStore, Refusal, Reply, Status};

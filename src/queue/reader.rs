@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{get_tokens, sighting_grain, QueueError, QueueToken, Read, ReadAnswer, TokenReads, TokenView};
+use super::{get_tokens, sighting_grain, QueueError, QueueToken, Read, ReadAnswer, TokenKey, TokenReads, TokenView};
 use crate::config::QueueSettings;
 use crate::store::redis::lane::{Answer, Lanes, Merge};
 use crate::store::redis::RedisStore;
@@ -56,7 +56,7 @@ struct Reads {
 
 /// Waiting tokens this instance has read.
 struct Known {
-    tokens: HashMap<String, Waiter>,
+    tokens: HashMap<TokenKey, Waiter>,
     /// The version of each concert's line at its last read.
     lines: HashMap<i64, i64>,
     forgotten_at: Instant,
@@ -86,7 +86,7 @@ impl Reads {
         let reads = asks
             .iter()
             .map(|(token, user_id)| {
-                let read = match known.tokens.get_mut(token.as_str()) {
+                let read = match known.tokens.get_mut(&token.key()) {
                     Some(waiter) if user_id.is_none_or(|u| u == waiter.user_id) => {
                         waiter.read = now;
                         Read::Known {
@@ -122,10 +122,10 @@ impl Reads {
                         place: place(answer),
                         read: now,
                     };
-                    known.tokens.insert(token.as_str().to_owned(), waiter);
+                    known.tokens.insert(token.key(), waiter);
                 }
                 (Read::Known { sight, .. }, Ok(answer)) if answer.view.status == "WAITING" => {
-                    if let Some(waiter) = known.tokens.get_mut(token.as_str()) {
+                    if let Some(waiter) = known.tokens.get_mut(&token.key()) {
                         waiter.place = place(answer);
                         if *sight {
                             waiter.sighted = Some(now);
@@ -134,7 +134,7 @@ impl Reads {
                 }
                 (_, Err(QueueError::Forbidden)) => {}
                 _ => {
-                    known.tokens.remove(token.as_str());
+                    known.tokens.remove(&token.key());
                 }
             }
         }

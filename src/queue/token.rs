@@ -15,17 +15,31 @@ const SECRET_LEN: usize = 22;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueToken {
     raw: String,
+    key: TokenKey,
+}
+
+/// A token as a map key: its concert and its random part, held inline, so
+/// that a lookup in a map of many tokens neither allocates nor follows a
+/// pointer to compare keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenKey {
     concert_id: i64,
+    secret: [u8; SECRET_LEN],
 }
 
 impl QueueToken {
     /// A new token for a concert.
     pub fn generate(concert_id: i64) -> Self {
-        let mut secret = [0u8; 16];
-        rand::rng().fill_bytes(&mut secret);
+        let mut bits = [0u8; 16];
+        rand::rng().fill_bytes(&mut bits);
+        let mut secret = [0u8; SECRET_LEN];
+        URL_SAFE_NO_PAD
+            .encode_slice(bits, &mut secret)
+            .expect("128 bits take 22 base64 characters");
+        let text = std::str::from_utf8(&secret).expect("base64 is ASCII");
         Self {
-            raw: format!("{concert_id}.{}", URL_SAFE_NO_PAD.encode(secret)),
-            concert_id,
+            raw: format!("{concert_id}.{text}"),
+            key: TokenKey { concert_id, secret },
         }
     }
 
@@ -35,14 +49,17 @@ impl QueueToken {
             return None;
         }
         let (concert, secret) = raw.split_once('.')?;
-        let concert_id: i64 = concert.parse().ok().filter(|c| *c > 0)?;
-        let well_formed = secret.len() == SECRET_LEN
-            && secret
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        // Digits only, no leading zero: one text per token, so that equal
+        // keys are equal tokens.
+        let canonical = concert.bytes().all(|b| b.is_ascii_digit()) && !concert.starts_with('0');
+        let concert_id: i64 = concert.parse().ok().filter(|c| canonical && *c > 0)?;
+        let secret: [u8; SECRET_LEN] = secret.as_bytes().try_into().ok()?;
+        let well_formed = secret
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
         well_formed.then(|| Self {
             raw: raw.to_owned(),
-            concert_id,
+            key: TokenKey { concert_id, secret },
         })
     }
 
@@ -53,7 +70,12 @@ impl QueueToken {
 
     /// The concert it queues for.
     pub fn concert_id(&self) -> i64 {
-        self.concert_id
+        self.key.concert_id
+    }
+
+    /// The token as a map key.
+    pub fn key(&self) -> TokenKey {
+        self.key
     }
 }
 
@@ -71,6 +93,14 @@ mod tests {
     }
 
     #[test]
+    fn keys_tell_tokens_apart_by_concert_and_secret() {
+        let t = QueueToken::parse("12.aaaaaaaaaaaaaaaaaaaaaa").unwrap();
+        assert_eq!(QueueToken::parse("12.aaaaaaaaaaaaaaaaaaaaaa").unwrap().key(), t.key());
+        assert_ne!(QueueToken::parse("13.aaaaaaaaaaaaaaaaaaaaaa").unwrap().key(), t.key());
+        assert_ne!(QueueToken::parse("12.aaaaaaaaaaaaaaaaaaaaab").unwrap().key(), t.key());
+    }
+
+    #[test]
     fn malformed_tokens_are_rejected() {
         for raw in [
             "",
@@ -79,6 +109,8 @@ mod tests {
             "x.aaaaaaaaaaaaaaaaaaaaaa",
             "0.aaaaaaaaaaaaaaaaaaaaaa",
             "1.aaaaaaaaaaaaaaaaaaaaa*",
+            "012.aaaaaaaaaaaaaaaaaaaaaa",
+            "+12.aaaaaaaaaaaaaaaaaaaaaa",
         ] {
             assert_eq!(QueueToken::parse(raw), None, "{raw}");
         }

@@ -37,9 +37,10 @@ pub async fn get_queue_token(
     req: Request<Incoming>,
     param: &str,
 ) -> Result<Response<Body>, ApiError> {
-    state.limits.poll(param).map_err(ApiError::RateLimited)?;
+    let token = token(param)?;
+    state.limits.poll(token.key()).map_err(ApiError::RateLimited)?;
     let user = auth::optional_user(state, req.headers()).await?;
-    let view = state.status.get(token(param)?, user).await?;
+    let view = state.status.get(token, user).await?;
     Ok(body::json(StatusCode::OK, &view))
 }
 
@@ -59,9 +60,9 @@ pub async fn stream_queue_events(
     headers: &HeaderMap,
     param: &str,
 ) -> Result<Response<Body>, ApiError> {
-    state.limits.poll(param).map_err(ApiError::RateLimited)?;
-    let user = auth::optional_user(state, headers).await?;
     let token = token(param)?;
+    state.limits.poll(token.key()).map_err(ApiError::RateLimited)?;
+    let user = auth::optional_user(state, headers).await?;
     let first = state.status.get(token.clone(), user).await?;
     Ok(state.hub.stream(token, first, state.shutdown.clone()))
 }

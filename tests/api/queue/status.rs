@@ -43,6 +43,24 @@ async fn expired_tokens_read_as_expired_for_an_hour_then_are_404() {
 }
 
 #[tokio::test]
+async fn a_waiting_token_written_another_way_is_not_found() {
+    // Arrange: a waiter whose token the instance has read, so knows.
+    let (app, concert, fans) = waiting_room(config(1), 2).await;
+    let [_active, waiting] = line_up::<2>(&app, &fans, concert.id).await;
+    let read = app.get(&format!("/v1/queue/tokens/{waiting}"), None).await;
+    assert_eq!(read.json::<Value>().await.unwrap()["status"], "WAITING");
+    let (concert_part, secret) = waiting.split_once('.').unwrap();
+
+    for other in [format!("0{concert_part}.{secret}"), format!("+{concert_part}.{secret}")] {
+        // Act
+        let read = app.get(&format!("/v1/queue/tokens/{other}"), None).await;
+
+        // Assert: the same concert and secret, but not the token issued.
+        assert_problem(read, 404, "TOKEN_NOT_FOUND").await;
+    }
+}
+
+#[tokio::test]
 async fn unknown_or_malformed_tokens_are_404_token_not_found() {
     // Arrange
     let (app, concert, fans) = waiting_room(TestConfig::default(), 1).await;
