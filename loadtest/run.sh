@@ -31,7 +31,7 @@
 #   QUEUE_USERS QUEUE_VUS QUEUE_SECONDS QUEUE_ACTIVE_MAX_LT
 #   HOLD_USERS HOLD_VUS HOLD_SECONDS HOLD_SEATS HOLD_TTL HOLD_RATE
 #   STREAMS_USERS STREAMS_SECONDS STREAMS_ACTIVE_MAX STREAMS_ACTIVE_TTL ...
-#   CEILINGS=1 WRK=1 WRK_THREADS=1 WRK_CONNECTIONS=64 WRK_SECONDS=15
+#   CEILINGS=1 WRK=1 WRK_THREADS=1 WRK_CONNECTIONS=64 WRK_SECONDS=5 WRK_ROUNDS=3
 #   KEEP_DATA=0 (1 keeps the Redis keys and the database of the run)
 set -euo pipefail
 
@@ -55,12 +55,16 @@ CEILINGS=${CEILINGS:-1}
 WRK=${WRK:-1}
 WRK_THREADS=${WRK_THREADS:-1}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-64}
-WRK_SECONDS=${WRK_SECONDS:-15}
+WRK_SECONDS=${WRK_SECONDS:-5}
+WRK_ROUNDS=${WRK_ROUNDS:-3}
 REDIS_BENCH_REQUESTS=${REDIS_BENCH_REQUESTS:-200000}
 REDIS_BENCH_CLIENTS=${REDIS_BENCH_CLIENTS:-50}
 DRAIN_TIMEOUT_SECONDS=${DRAIN_TIMEOUT_SECONDS:-120}
 SERVER_LOG_LEVEL=${SERVER_LOG_LEVEL:-warn}
 ADMIN_TOKEN=${ADMIN_TOKEN:-loadtest-admin-$RANDOM$RANDOM}
+for setting in WRK_THREADS WRK_CONNECTIONS WRK_SECONDS WRK_ROUNDS; do
+  [[ ${!setting} =~ ^[1-9][0-9]{0,5}$ ]] || die "$setting must be a positive whole number, got '${!setting}'"
+done
 
 RUN_ID=$(date -u +%Y%m%d%H%M%S)-$$
 WORK_DIR=$TARGET_DIR/loadtest/$RUN_ID
@@ -304,6 +308,17 @@ wrk_run() {
   return 1
 }
 
+# wrk_step SCENARIO ROUND EXTRA STEP PID SCRIPT URL [ENV=VALUE...]: step STEP
+# of a round under wrk, measuring the server PID.
+wrk_step() {
+  local scenario=$1 round=$2 extra=$3 name=$4 pid=$5 script=$6 url=$7
+  shift 7
+  local out=$WORK_DIR/wrk-$scenario-$name-$round.txt
+  step "$scenario: $name under wrk, round $round of $WRK_ROUNDS ($WRK_THREADS thread, $WRK_CONNECTIONS connections, $WRK_SECONDS s)"
+  run_step "$scenario" "$name" wrk wrk "$out" "$name" "$pid" "$extra,\"round\":$round" -- \
+    wrk_run "$out" "$script" "$url" "$@"
+}
+
 # redis_bench OUTPUT EVALSHA-ARGS...
 redis_bench() {
   local out=$1
@@ -499,14 +514,16 @@ scenario_queue() {
       k6_run queue healthz loadtest/healthz.js "$dir/healthz.json" $((secs + 60)) VUS="$vus" DURATION_SECONDS="$secs"
   fi
   if [[ $WRK == 1 && -s $fixture ]]; then
-    step "queue: poll under wrk ($WRK_THREADS thread, $WRK_CONNECTIONS connections, $WRK_SECONDS s)"
-    run_step queue poll wrk wrk "$dir/wrk-poll.txt" poll "$SERVER_PID" "" -- \
-      wrk_run "$dir/wrk-poll.txt" loadtest/wrk/queue_status.lua "$BASE_URL" WRK_FIXTURE="$fixture"
-    if [[ $CEILINGS == 1 ]]; then
-      step "queue: ceiling, GET /healthz under wrk"
-      run_step queue healthz wrk wrk "$dir/wrk-healthz.txt" healthz "$SERVER_PID" "" -- \
-        wrk_run "$dir/wrk-healthz.txt" loadtest/wrk/report.lua "$BASE_URL/healthz"
-    fi
+    local round
+    # Rounds alternate the measure and its ceiling, so that a spell of
+    # load from elsewhere on the machine falls on both (report.py takes
+    # the median of the rounds' ratios).
+    for ((round = 1; round <= WRK_ROUNDS; round++)); do
+      wrk_step queue "$round" "" poll "$SERVER_PID" loadtest/wrk/queue_status.lua "$BASE_URL" WRK_FIXTURE="$fixture"
+      if [[ $CEILINGS == 1 ]]; then
+        wrk_step queue "$round" "" healthz "$SERVER_PID" loadtest/wrk/report.lua "$BASE_URL/healthz"
+      fi
+    done
   fi
   if [[ $CEILINGS == 1 ]] && command -v redis-benchmark >/dev/null && [[ -s $fixture ]]; then
     local trivial get_token token cid
@@ -566,14 +583,14 @@ scenario_hold() {
     fi
   fi
   if [[ $WRK == 1 && -s $fixture ]]; then
-    step "hold: hold under wrk ($WRK_THREADS thread, $WRK_CONNECTIONS connections, $WRK_SECONDS s)"
-    run_step hold hold wrk wrk "$dir/wrk-hold.txt" hold "$SERVER_PID" ',"conflicts_ok":true' -- \
-      wrk_run "$dir/wrk-hold.txt" loadtest/wrk/hold.lua "$BASE_URL" WRK_FIXTURE="$fixture"
-    if [[ $CEILINGS == 1 ]]; then
-      step "hold: ceiling, the same requests to examples/ceiling.rs under wrk"
-      run_step hold ceiling wrk wrk "$dir/wrk-ceiling.txt" ceiling "$CEILING_PID" ',"conflicts_ok":true' -- \
-        wrk_run "$dir/wrk-ceiling.txt" loadtest/wrk/hold.lua "$CEILING_URL" WRK_FIXTURE="$fixture"
-    fi
+    local round
+    for ((round = 1; round <= WRK_ROUNDS; round++)); do
+      # The ceiling answers the very same requests.
+      wrk_step hold "$round" ',"conflicts_ok":true' hold "$SERVER_PID" loadtest/wrk/hold.lua "$BASE_URL" WRK_FIXTURE="$fixture"
+      if [[ $CEILINGS == 1 ]]; then
+        wrk_step hold "$round" ',"conflicts_ok":true' ceiling "$CEILING_PID" loadtest/wrk/hold.lua "$CEILING_URL" WRK_FIXTURE="$fixture"
+      fi
+    done
   fi
   stop_ceiling
   if [[ $CEILINGS == 1 ]] && command -v redis-benchmark >/dev/null && [[ -s $fixture ]]; then
