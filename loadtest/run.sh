@@ -710,11 +710,11 @@ main() {
   fi
   build
 
-  printf '{"kind":"run","run_id":"%s","date":"%s","scenarios":"%s","profile":"%s","commit":"%s","cpus":%s,"load_before":"%s","k6":"%s","wrk":"%s"}\n' \
+  printf '{"kind":"run","run_id":"%s","date":"%s","scenarios":"%s","profile":"%s","commit":"%s","cpus":%s,"load_before":"%s","k6":"%s","wrk":"%s","wrk_connections":%d}\n' \
     "$RUN_ID" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SCENARIOS[*]}" "$BUILD_PROFILE" \
     "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src lua sql 2>/dev/null || echo +dirty)" \
     "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$("$K6" version | head -n 1 | cut -d' ' -f2)" \
-    "$(if command -v wrk >/dev/null; then wrk -v 2>&1 | head -n 1 | cut -d' ' -f2; fi)" >>"$MANIFEST"
+    "$(if command -v wrk >/dev/null; then wrk -v 2>&1 | head -n 1 | cut -d' ' -f2; fi)" "$WRK_CONNECTIONS" >>"$MANIFEST"
 
   for s in "${SCENARIOS[@]}"; do
     case $s in
