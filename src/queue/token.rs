@@ -15,7 +15,7 @@ const SECRET_LEN: usize = 22;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueToken {
     raw: String,
-    key: TokenKey,
+    concert_id: i64,
 }
 
 /// A token as a map key: its concert and its random part, held inline, so
@@ -30,16 +30,11 @@ pub struct TokenKey {
 impl QueueToken {
     /// A new token for a concert.
     pub fn generate(concert_id: i64) -> Self {
-        let mut bits = [0u8; 16];
-        rand::rng().fill_bytes(&mut bits);
-        let mut secret = [0u8; SECRET_LEN];
-        URL_SAFE_NO_PAD
-            .encode_slice(bits, &mut secret)
-            .expect("128 bits take 22 base64 characters");
-        let text = std::str::from_utf8(&secret).expect("base64 is ASCII");
+        let mut secret = [0u8; 16];
+        rand::rng().fill_bytes(&mut secret);
         Self {
-            raw: format!("{concert_id}.{text}"),
-            key: TokenKey { concert_id, secret },
+            raw: format!("{concert_id}.{}", URL_SAFE_NO_PAD.encode(secret)),
+            concert_id,
         }
     }
 
@@ -53,13 +48,13 @@ impl QueueToken {
         // keys are equal tokens.
         let canonical = concert.bytes().all(|b| b.is_ascii_digit()) && !concert.starts_with('0');
         let concert_id: i64 = concert.parse().ok().filter(|c| canonical && *c > 0)?;
-        let secret: [u8; SECRET_LEN] = secret.as_bytes().try_into().ok()?;
-        let well_formed = secret
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+        let well_formed = secret.len() == SECRET_LEN
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         well_formed.then(|| Self {
             raw: raw.to_owned(),
-            key: TokenKey { concert_id, secret },
+            concert_id,
         })
     }
 
@@ -70,12 +65,19 @@ impl QueueToken {
 
     /// The concert it queues for.
     pub fn concert_id(&self) -> i64 {
-        self.key.concert_id
+        self.concert_id
     }
 
-    /// The token as a map key.
+    /// The token as a map key: its concert and the random part its text
+    /// ends with.
     pub fn key(&self) -> TokenKey {
-        self.key
+        let secret = self.raw.as_bytes()[self.raw.len() - SECRET_LEN..]
+            .try_into()
+            .expect("a token ends with its random part");
+        TokenKey {
+            concert_id: self.concert_id,
+            secret,
+        }
     }
 }
 
