@@ -19,6 +19,10 @@ use crate::store::StoreError;
 /// for about 60 µs a hold.
 const MAX_BATCH: usize = 64;
 
+/// Calls of one concert in flight at once: Redis places one batch while the
+/// server answers the one before and collects the next.
+const DEPTH: usize = 2;
+
 /// A lane with no hold for this long stops.
 const LANE_IDLE: Duration = Duration::from_secs(30);
 
@@ -46,7 +50,7 @@ impl Holds {
     /// Holds placed through `redis`.
     pub fn new(redis: RedisStore) -> Self {
         Self {
-            lanes: Lanes::new(Placer { redis }, "hold", MAX_BATCH, LANE_IDLE),
+            lanes: Lanes::new(Placer { redis }, "hold", MAX_BATCH, DEPTH, LANE_IDLE),
         }
     }
 

@@ -189,7 +189,12 @@ pub async fn place_holds(
         args.extend(seats.iter().map(|n| (*n).into()));
     }
     let reply = redis
-        .eval(&redis.scripts().hold_seats, redis.keys().concert(concert_id), args)
+        .eval_in_order(
+            concert_id,
+            &redis.scripts().hold_seats,
+            redis.keys().concert(concert_id),
+            args,
+        )
         .await?;
     reply.expect_slots(holds.len(), 2)?;
     (0..holds.len()).map(|i| hold_outcome(&reply, i * 2)).collect()

@@ -181,7 +181,7 @@ impl StatusReader {
             }),
         };
         Self {
-            lanes: Lanes::new(reads, "queue_status", MAX_BATCH, idle),
+            lanes: Lanes::new(reads, "queue_status", MAX_BATCH, 1, idle),
         }
     }
 

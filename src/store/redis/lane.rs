@@ -9,6 +9,12 @@
 //! during the previous one; a lone request goes out at once, so nothing
 //! waits on a timer. The script handles the requests one after the other,
 //! in arrival order, each exactly as a call of its own would.
+//!
+//! A lane may keep a few calls in flight ([`Lanes::new`]'s `depth`), so that
+//! Redis runs one while the server sends the answers of the one before and
+//! the next requests arrive. Calls are sent in arrival order; a [`Merge`]
+//! whose calls must also *run* in that order sends them down one connection
+//! ([`crate::store::redis::RedisStore::eval_in_order`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::StoreError;
@@ -59,6 +66,8 @@ struct Inner<M: Merge> {
     name: &'static str,
     /// Most requests in one script call.
     max_batch: usize,
+    /// Most script calls of one lane in flight at once.
+    depth: usize,
     /// How long a lane waits for requests before it stops.
     idle: Duration,
     /// tag id → its lane. Held only to find, add or remove a lane.
@@ -77,13 +86,15 @@ type Lane<M> = mpsc::UnboundedReceiver<Pending<M>>;
 
 impl<M: Merge> Lanes<M> {
     /// Lanes named `name` in the metrics, answering with `merge` up to
-    /// `max_batch` requests a call, each stopping after `idle` without any.
-    pub fn new(merge: M, name: &'static str, max_batch: usize, idle: Duration) -> Self {
+    /// `max_batch` requests a call and `depth` calls at once, each stopping
+    /// after `idle` without any.
+    pub fn new(merge: M, name: &'static str, max_batch: usize, depth: usize, idle: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 merge,
                 name,
                 max_batch,
+                depth: depth.max(1),
                 idle,
                 lanes: Mutex::new(HashMap::new()),
                 calls: AtomicU64::new(0),
@@ -134,24 +145,41 @@ impl<M: Merge> Lanes<M> {
         tx
     }
 
-    /// Answers a tag's requests, a call at a time, until idle.
+    /// Answers a tag's requests, up to `depth` calls at once, until idle.
     async fn run_lane(self, tag_id: i64, mut lane: Lane<M>) {
-        let max = self.inner.max_batch;
-        let mut batch = Vec::with_capacity(max);
+        let (max, depth) = (self.inner.max_batch, self.inner.depth);
+        let mut in_flight = FuturesUnordered::new();
         loop {
-            match tokio::time::timeout(self.inner.idle, lane.recv_many(&mut batch, max)).await {
-                Ok(0) => return,
-                Ok(_) => self.answer(tag_id, &mut batch).await,
-                Err(_idle) => {
-                    if self.close_if_idle(tag_id, &mut lane) {
-                        // Requests sent between the last check and the close.
-                        while lane.recv_many(&mut batch, max).await > 0 {
-                            self.answer(tag_id, &mut batch).await;
+            let mut batch = Vec::new();
+            tokio::select! {
+                // Answers first: they free a place for the next call.
+                biased;
+                Some(()) = in_flight.next() => {}
+                received = tokio::time::timeout(self.inner.idle, lane.recv_many(&mut batch, max)),
+                    if in_flight.len() < depth =>
+                {
+                    match received {
+                        // Pushed calls go out when the set is next polled,
+                        // before any later one: in arrival order.
+                        Ok(n) if n > 0 => in_flight.push(self.answer(tag_id, batch)),
+                        Ok(_) => break,
+                        Err(_idle) => {
+                            if in_flight.is_empty() && self.close_if_idle(tag_id, &mut lane) {
+                                break;
+                            }
                         }
-                        return;
                     }
                 }
             }
+        }
+        // Closed: requests sent between the last check and the close.
+        while in_flight.next().await.is_some() {}
+        loop {
+            let mut batch = Vec::with_capacity(max);
+            if lane.recv_many(&mut batch, max).await == 0 {
+                return;
+            }
+            self.answer(tag_id, batch).await;
         }
     }
 
@@ -167,10 +195,10 @@ impl<M: Merge> Lanes<M> {
         true
     }
 
-    async fn answer(&self, tag_id: i64, batch: &mut Vec<Pending<M>>) {
+    async fn answer(&self, tag_id: i64, batch: Vec<Pending<M>>) {
         metrics::histogram!("lane_requests_per_call", "lane" => self.inner.name).record(batch.len() as f64);
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
-        let (asks, senders): (Vec<M::Ask>, Vec<_>) = batch.drain(..).map(|p| (p.ask, p.answer)).unzip();
+        let (asks, senders): (Vec<M::Ask>, Vec<_>) = batch.into_iter().map(|p| (p.ask, p.answer)).unzip();
         match self.inner.merge.call(tag_id, &asks).await {
             Ok(answers) => {
                 for (sender, answer) in senders.into_iter().zip(answers) {
@@ -183,5 +211,100 @@ impl<M: Merge> Lanes<M> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// Answers each ask with itself, once the test lets a call finish;
+    /// records the batches in the order their calls began.
+    struct Echo {
+        began: Mutex<Vec<Vec<u32>>>,
+        finish: Semaphore,
+    }
+
+    impl Merge for Echo {
+        type Ask = u32;
+        type Item = u32;
+        type Error = StoreError;
+
+        async fn call(&self, _tag_id: i64, asks: &[u32]) -> Result<Vec<Answer<Self>>, StoreError> {
+            self.began.lock().unwrap().push(asks.to_vec());
+            self.finish.acquire().await.expect("never closed").forget();
+            Ok(asks.iter().map(|&a| Ok(a)).collect())
+        }
+    }
+
+    fn echo_lanes(depth: usize) -> Lanes<Echo> {
+        let echo = Echo {
+            began: Mutex::new(Vec::new()),
+            finish: Semaphore::new(0),
+        };
+        Lanes::new(echo, "test", 64, depth, Duration::from_secs(30))
+    }
+
+    /// Lets spawned tasks of this single-threaded runtime run.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn ask(lanes: &Lanes<Echo>, a: u32) -> tokio::task::JoinHandle<Answer<Echo>> {
+        let lanes = lanes.clone();
+        tokio::spawn(async move { lanes.ask(7, a).await })
+    }
+
+    fn began(lanes: &Lanes<Echo>) -> Vec<Vec<u32>> {
+        lanes.merge().began.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_lane_keeps_depth_calls_in_flight_sent_in_arrival_order() {
+        let lanes = echo_lanes(2);
+        let first = ask(&lanes, 1);
+        settle().await;
+        let second = ask(&lanes, 2);
+        settle().await;
+        // Both calls are in flight; the next asks wait for a free place.
+        let waiting = [ask(&lanes, 3), ask(&lanes, 4)];
+        settle().await;
+        assert_eq!(began(&lanes), [vec![1], vec![2]]);
+
+        lanes.merge().finish.add_permits(1);
+        settle().await;
+        // One finished (which one is the runtime's choice): asks 3 and 4
+        // ride the next call together, behind the one still in flight.
+        assert_eq!(began(&lanes), [vec![1], vec![2], vec![3, 4]]);
+
+        lanes.merge().finish.add_permits(2);
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        assert_eq!(second.await.unwrap().unwrap(), 2);
+        for (task, a) in waiting.into_iter().zip([3, 4]) {
+            assert_eq!(task.await.unwrap().unwrap(), a);
+        }
+        assert_eq!(lanes.calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_lane_of_depth_one_waits_for_each_call() {
+        let lanes = echo_lanes(1);
+        let first = ask(&lanes, 1);
+        settle().await;
+        let rest = [ask(&lanes, 2), ask(&lanes, 3)];
+        settle().await;
+        assert_eq!(began(&lanes), [vec![1]]);
+        lanes.merge().finish.add_permits(2);
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        for (task, a) in rest.into_iter().zip([2, 3]) {
+            assert_eq!(task.await.unwrap().unwrap(), a);
+        }
+        assert_eq!(began(&lanes), [vec![1], vec![2, 3]]);
     }
 }

@@ -122,6 +122,25 @@ impl RedisStore {
         Ok(Reply::from_value(value))
     }
 
+    /// Runs `script` on the tag whose base is `base`, down the one
+    /// connection of `tag_id`: calls made one after another for one tag run
+    /// in Redis in the order made, even while earlier ones are in flight.
+    ///
+    /// # Errors
+    /// Redis failures and script errors.
+    pub async fn eval_in_order(
+        &self,
+        tag_id: i64,
+        script: &Script,
+        base: String,
+        args: Vec<Value>,
+    ) -> Result<Reply, StoreError> {
+        let clients = self.pool.clients();
+        let client = &clients[tag_id.unsigned_abs() as usize % clients.len()];
+        let value: Value = script.evalsha_with_reload(client, base, args).await?;
+        Ok(Reply::from_value(value))
+    }
+
     /// Loads every script, so the first requests skip the `NOSCRIPT` retry.
     ///
     /// # Errors
