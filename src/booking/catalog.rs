@@ -286,7 +286,7 @@ impl Catalog {
         if let Some(c) = self.concerts.get(&concert_id) {
             return Ok(Some(c));
         }
-        let json: Option<String> = redis.client().get(redis.keys().catalog_entry(concert_id)).await?;
+        let json: Option<String> = Box::pin(redis.client().get(redis.keys().catalog_entry(concert_id))).await?;
         let Some(json) = json else { return Ok(None) };
         let concert = Arc::new(decode(json)?);
         self.concerts.insert(concert_id, concert.clone());
@@ -305,7 +305,8 @@ impl Catalog {
         let concert_id = match self.schedules.get(&schedule_id) {
             Some(c) => c,
             None => {
-                let found: Option<i64> = redis.client().get(redis.keys().schedule_concert(schedule_id)).await?;
+                let found: Option<i64> =
+                    Box::pin(redis.client().get(redis.keys().schedule_concert(schedule_id))).await?;
                 let Some(c) = found else { return Ok(None) };
                 self.schedules.insert(schedule_id, c);
                 c

@@ -169,12 +169,12 @@ async fn serve_connection(stream: TcpStream, state: Arc<AppState>, builder: Arc<
 
 /// Serves a connection with hyper until the client or shutdown closes it.
 async fn serve_hyper(io: rewind::Rewind, state: Arc<AppState>, builder: &http1::Builder, watcher: Watcher) {
-    // Boxed: hyper keeps a connection's service future in place for the
-    // life of the connection, and the handlers' futures take kilobytes; a
-    // box holds them only while they run.
+    // Not boxed: hyper keeps a connection's service future in place for the
+    // life of the connection, which is small, for each handler's own future
+    // is boxed while it runs (`handlers::dispatch`).
     let service = service_fn(move |req| {
         let state = state.clone();
-        Box::pin(async move { Ok::<_, Infallible>(handle(&state, req).await) })
+        async move { Ok::<_, Infallible>(handle(&state, req).await) }
     });
     let connection = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
     if let Err(e) = connection.await {

@@ -145,7 +145,7 @@ pub async fn authenticate(redis: &RedisStore, cache: &AuthCache, key: &str) -> R
     let Some(user) = claimed_user(key) else {
         return Ok(None);
     };
-    let stored: Option<String> = redis.client().hget(redis.keys().wallet_hash(user), "key_hash").await?;
+    let stored: Option<String> = Box::pin(redis.client().hget(redis.keys().wallet_hash(user), "key_hash")).await?;
     if stored.as_deref() == Some(hex(&digest).as_str()) {
         cache.insert(digest, user);
         Ok(Some(user))

@@ -7,6 +7,7 @@ mod payment;
 mod queue;
 mod user;
 
+use futures_util::FutureExt;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
@@ -15,6 +16,11 @@ use super::{ApiError, AppState, Body, Route};
 pub use queue::stream_queue_events;
 
 /// Calls the handler of `route`.
+///
+/// Each handler's future is boxed at its own size. Unboxed, every request's
+/// future would take the size of the largest handler's (kilobytes: one Redis
+/// command's future alone takes about 5 KB), to be copied whole into its box
+/// for each request.
 pub async fn dispatch(
     state: &AppState,
     route: Route,
@@ -23,28 +29,28 @@ pub async fn dispatch(
 ) -> Result<Response<Body>, ApiError> {
     match route {
         Route::Healthz => Ok(health::get_health()),
-        Route::Readyz => Ok(health::get_ready(state).await),
+        Route::Readyz => Ok(health::get_ready(state).boxed().await),
         Route::Metrics => Ok(health::get_metrics(state)),
         Route::OpenApi => Ok(health::get_openapi()),
-        Route::CreateUser => user::create_user(state, req).await,
-        Route::GetBalance => user::get_balance(state, req, param).await,
-        Route::ChargeBalance => user::charge_balance(state, req, param).await,
-        Route::ListBalanceHistory => user::list_balance_history(state, req, param).await,
-        Route::ListUserReservations => booking::list_user_reservations(state, req, param).await,
-        Route::IssueQueueToken => queue::issue_queue_token(state, req).await,
-        Route::GetQueueToken => queue::get_queue_token(state, req, param).await,
-        Route::LeaveQueue => queue::leave_queue(state, req, param).await,
-        Route::StreamQueueEvents => queue::stream_queue_events(state, req.headers(), param).await,
-        Route::CreateConcert => booking::create_concert(state, req).await,
-        Route::ListConcerts => booking::list_concerts(state).await,
-        Route::GetConcert => booking::get_concert(state, param).await,
-        Route::ListAvailableSchedules => booking::list_available_schedules(state, req, param).await,
-        Route::GetSeatMap => booking::get_seat_map(state, req, param).await,
-        Route::CreateReservation => booking::create_reservation(state, req).await,
-        Route::GetReservation => booking::get_reservation(state, req, param).await,
-        Route::CancelReservation => booking::cancel_reservation(state, req, param).await,
-        Route::CreatePayment => payment::create_payment(state, req).await,
-        Route::GetPayment => payment::get_payment(state, req, param).await,
+        Route::CreateUser => user::create_user(state, req).boxed().await,
+        Route::GetBalance => user::get_balance(state, req, param).boxed().await,
+        Route::ChargeBalance => user::charge_balance(state, req, param).boxed().await,
+        Route::ListBalanceHistory => user::list_balance_history(state, req, param).boxed().await,
+        Route::ListUserReservations => booking::list_user_reservations(state, req, param).boxed().await,
+        Route::IssueQueueToken => queue::issue_queue_token(state, req).boxed().await,
+        Route::GetQueueToken => queue::get_queue_token(state, req, param).boxed().await,
+        Route::LeaveQueue => queue::leave_queue(state, req, param).boxed().await,
+        Route::StreamQueueEvents => queue::stream_queue_events(state, req.headers(), param).boxed().await,
+        Route::CreateConcert => booking::create_concert(state, req).boxed().await,
+        Route::ListConcerts => booking::list_concerts(state).boxed().await,
+        Route::GetConcert => booking::get_concert(state, param).boxed().await,
+        Route::ListAvailableSchedules => booking::list_available_schedules(state, req, param).boxed().await,
+        Route::GetSeatMap => booking::get_seat_map(state, req, param).boxed().await,
+        Route::CreateReservation => booking::create_reservation(state, req).boxed().await,
+        Route::GetReservation => booking::get_reservation(state, req, param).boxed().await,
+        Route::CancelReservation => booking::cancel_reservation(state, req, param).boxed().await,
+        Route::CreatePayment => payment::create_payment(state, req).boxed().await,
+        Route::GetPayment => payment::get_payment(state, req, param).boxed().await,
     }
 }
 
