@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use fred::interfaces::{KeysInterface, SetsInterface, SortedSetsInterface};
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 use super::BookingError;
@@ -17,7 +17,7 @@ use crate::store::StoreError;
 use crate::time::Millis;
 
 /// Most concerts cached per process.
-const CACHE_CAPACITY: u64 = 10_000;
+const CACHE_CAPACITY: usize = 10_000;
 
 /// Bounds of a new schedule.
 const SEAT_COUNT_MAX: i64 = 20_000;
@@ -259,8 +259,8 @@ impl NewSchedule {
 /// Read-through cache of the catalog.
 #[derive(Clone)]
 pub struct Catalog {
-    concerts: Cache<i64, Arc<Concert>>,
-    schedules: Cache<i64, i64>,
+    concerts: Arc<Cache<i64, Arc<Concert>>>,
+    schedules: Arc<Cache<i64, i64>>,
 }
 
 impl Default for Catalog {
@@ -273,8 +273,8 @@ impl Catalog {
     /// An empty cache.
     pub fn new() -> Self {
         Self {
-            concerts: Cache::new(CACHE_CAPACITY),
-            schedules: Cache::new(CACHE_CAPACITY * 10),
+            concerts: Arc::new(Cache::new(CACHE_CAPACITY)),
+            schedules: Arc::new(Cache::new(CACHE_CAPACITY * 10)),
         }
     }
 

@@ -6,10 +6,12 @@
 //! every user's state lives in one hash tag. Once seen, a key's owner is
 //! cached in-process: keys never change owner.
 
+use std::sync::Arc;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use fred::interfaces::{HashesInterface, KeysInterface};
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -19,7 +21,7 @@ use crate::store::StoreError;
 use crate::time::Millis;
 
 /// Most cached keys (32 + 8 bytes each, plus overhead: tens of MB at most).
-const AUTH_CACHE_CAPACITY: u64 = 500_000;
+const AUTH_CACHE_CAPACITY: usize = 500_000;
 
 /// Why a user could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +65,12 @@ pub struct NewUser {
     pub created_at: String,
 }
 
-/// Cache of API key hash → user id.
-pub type AuthCache = Cache<[u8; 32], i64>;
+/// Cache of API key hash → user id, shared by its clones.
+pub type AuthCache = Arc<Cache<[u8; 32], i64>>;
 
 /// An empty key cache.
 pub fn auth_cache() -> AuthCache {
-    Cache::new(AUTH_CACHE_CAPACITY)
+    Arc::new(Cache::new(AUTH_CACHE_CAPACITY))
 }
 
 /// The hex SHA-256 stored for a key.
