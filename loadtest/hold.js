@@ -7,7 +7,8 @@
 // held at any moment, so most attempts are 409 SEAT_UNAVAILABLE; holds lapse
 // after the server's HOLD_TTL_SECONDS (loadtest/run.sh sets 2 s), which puts
 // their seats back on sale, so the mix stays steady. With RATE set, holds
-// start at that steady rate instead (an open model, for latency).
+// start at that steady rate instead (an open model, for latency), after a
+// warm-up of WARMUP_SECONDS that the figures leave out.
 //
 // With FIXTURE_OUT set, the users are also written there for the same
 // requests under wrk (loadtest/wrk/hold.lua): a first line
@@ -31,6 +32,7 @@ import {
   headers,
   loadScenario,
   makeUsers,
+  phase,
   problemCode,
   randomId,
 } from './lib/common.js';
@@ -91,7 +93,7 @@ export default function (data) {
     JSON.stringify({ schedule_id: data.scheduleId, seat_numbers: pickSeats() }),
     {
       headers: headers({ key: u.key, token: u.token }),
-      tags: { name: 'hold' },
+      tags: { name: phase('hold', RATE) },
       timeout: REQUEST_TIMEOUT,
       responseCallback: EXPECTED,
     },
