@@ -64,8 +64,8 @@ export function loadScenario({ vus, seconds, rate }) {
  * Seconds at the start of an open model whose requests are left out of its
  * figures: the VUs' first connections and first copies of the setup data,
  * and the write-behind of the users the setup just made, all fall there.
- * Without it, about a hundred holds of the first second took 5 to 40 ms at
- * 1,000/s: half of the slowest percent of a 20 s run.
+ * Without it, about a hundred holds of the first half second took over 3 ms
+ * at 1,000/s: half of the slowest percent of a 20 s run.
  */
 export const WARMUP_SECONDS = envInt('WARMUP_SECONDS', 2, 0, 60);
 

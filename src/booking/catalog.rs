@@ -286,6 +286,8 @@ impl Catalog {
         if let Some(c) = self.concerts.get(&concert_id) {
             return Ok(Some(c));
         }
+        // Boxed: a miss is rare, and a command's future (about 5 KB) would
+        // otherwise make every caller's future that much larger.
         let json: Option<String> = Box::pin(redis.client().get(redis.keys().catalog_entry(concert_id))).await?;
         let Some(json) = json else { return Ok(None) };
         let concert = Arc::new(decode(json)?);
@@ -305,6 +307,7 @@ impl Catalog {
         let concert_id = match self.schedules.get(&schedule_id) {
             Some(c) => c,
             None => {
+                // Boxed, as in `concert`.
                 let found: Option<i64> =
                     Box::pin(redis.client().get(redis.keys().schedule_concert(schedule_id))).await?;
                 let Some(c) = found else { return Ok(None) };

@@ -380,6 +380,7 @@ fn refusal(reply: &Reply) -> Result<(), QueueError> {
 /// Store failures.
 pub async fn is_live(redis: &RedisStore, token: &QueueToken) -> Result<bool, StoreError> {
     let key = format!("{}t:{}", redis.keys().concert(token.concert_id()), token.as_str());
+    // Boxed: an error path's command need not size the caller's future.
     let json: Option<String> = Box::pin(redis.client().get(key)).await?;
     Ok(json.is_some_and(|j| !j.contains("\"status\":\"EXPIRED\"")))
 }

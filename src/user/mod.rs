@@ -147,6 +147,8 @@ pub async fn authenticate(redis: &RedisStore, cache: &AuthCache, key: &str) -> R
     let Some(user) = claimed_user(key) else {
         return Ok(None);
     };
+    // Boxed: a miss is rare, and a command's future (about 5 KB) would
+    // otherwise make every authenticated request's future that much larger.
     let stored: Option<String> = Box::pin(redis.client().hget(redis.keys().wallet_hash(user), "key_hash")).await?;
     if stored.as_deref() == Some(hex(&digest).as_str()) {
         cache.insert(digest, user);
