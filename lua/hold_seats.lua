@@ -10,34 +10,38 @@
 -- O(seats + the user's lapsed holds) a hold.
 local now = now_ms()
 
--- Schedules read by this call (a call's holds are mostly for one date).
+-- Schedules read by this call (a call's holds are mostly for one date):
+-- sid -> its fields as numbers and its keys, or false if there is none.
 local schedules = {}
 local function schedule(sid)
   local s = schedules[sid]
-  if not s then
-    s = redis.call('HMGET', B .. 's:' .. sid, 'starts_at', 'opens_at', 'seat_count', 'price', 'limit')
+  if s == nil then
+    local f = redis.call('HMGET', B .. 's:' .. sid, 'starts_at', 'opens_at', 'seat_count', 'price', 'limit')
+    s = f[1] and {
+      starts = tonumber(f[1]), opens = tonumber(f[2]), count = tonumber(f[3]), price = tonumber(f[4]),
+      limit = tonumber(f[5]), map = B .. 'seats:' .. sid, owners = B .. 'own:' .. sid,
+    } or false
     schedules[sid] = s
   end
   return s
 end
 
 local function hold(tok, uid, cid, sid, rid, ttl, ikey, seats)
-  local idem = B .. 'idem:' .. uid .. ':hold:' .. ikey
+  local idem
   if ikey ~= '' then
+    idem = B .. 'idem:' .. uid .. ':hold:' .. ikey
     local first = redis.call('GET', idem)
     if first then return 'REPLAY', first end
   end
   local denied = gate(tok, uid, now)
   if denied then return denied end
   local s = schedule(sid)
-  if not s[1] then return 'SCHEDULE_NOT_FOUND' end
-  local starts, opens, count, price, limit =
-    tonumber(s[1]), tonumber(s[2]), tonumber(s[3]), tonumber(s[4]), tonumber(s[5])
-  if now < opens or now >= starts then return 'BOOKING_CLOSED' end
+  if not s then return 'SCHEDULE_NOT_FOUND' end
+  if now < s.opens or now >= s.starts then return 'BOOKING_CLOSED' end
   for _, n in ipairs(seats) do
-    if n < 1 or n > count then return 'INVALID_SEATS', 'seat ' .. int(n) .. ' is out of range' end
+    if n < 1 or n > s.count then return 'INVALID_SEATS', 'seat ' .. int(n) .. ' is out of range' end
   end
-  local map, owners = B .. 'seats:' .. sid, B .. 'own:' .. sid
+  local map, owners = s.map, s.owners
   for _, n in ipairs(seats) do
     local state = redis.call('GETRANGE', map, n - 1, n - 1)
     if state == 'H' then
@@ -54,8 +58,8 @@ local function hold(tok, uid, cid, sid, rid, ttl, ikey, seats)
     load_res(mine, now) -- the user's lapsed holds stop counting
   end
   local have = tonumber(redis.call('HGET', B .. 'uc:' .. sid, uid) or 0)
-  if have + #seats > limit then
-    return 'PURCHASE_LIMIT_EXCEEDED', int(have) .. ' held or bought, limit ' .. int(limit)
+  if have + #seats > s.limit then
+    return 'PURCHASE_LIMIT_EXCEEDED', int(have) .. ' held or bought, limit ' .. int(s.limit)
   end
   for _, n in ipairs(seats) do
     redis.call('SETRANGE', map, n - 1, 'H')
@@ -65,7 +69,7 @@ local function hold(tok, uid, cid, sid, rid, ttl, ikey, seats)
   redis.call('HINCRBY', B .. 's:' .. sid, 'avail', -#seats)
   local r = {
     id = rid, user_id = tonumber(uid), concert_id = tonumber(cid), schedule_id = tonumber(sid),
-    seats = seats, amount = price * #seats, status = 'HELD', held_at = now,
+    seats = seats, amount = s.price * #seats, status = 'HELD', held_at = now,
     expires_at = now + tonumber(ttl),
   }
   if ikey ~= '' then r.idem = ikey end -- kept, so that rebuild can restore the record
