@@ -37,9 +37,7 @@ pub async fn get_queue_token(
     req: Request<Incoming>,
     param: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let token = token(param)?;
-    state.limits.poll(token.key()).map_err(ApiError::RateLimited)?;
-    let user = auth::optional_user(state, req.headers()).await?;
+    let (token, user) = poller(state, req.headers(), param).await?;
     let view = state.status.get(token, user).await?;
     Ok(body::json(StatusCode::OK, &view))
 }
@@ -60,9 +58,16 @@ pub async fn stream_queue_events(
     headers: &HeaderMap,
     param: &str,
 ) -> Result<Response<Body>, ApiError> {
+    let (token, user) = poller(state, headers, param).await?;
+    let first = state.status.get(token.clone(), user).await?;
+    Ok(state.hub.stream(token, first, state.shutdown.clone()))
+}
+
+/// The token of a status read and the user its key names, if any, once the
+/// read is counted against the token's poll limit.
+async fn poller(state: &AppState, headers: &HeaderMap, param: &str) -> Result<(QueueToken, Option<i64>), ApiError> {
     let token = token(param)?;
     state.limits.poll(token.key()).map_err(ApiError::RateLimited)?;
     let user = auth::optional_user(state, headers).await?;
-    let first = state.status.get(token.clone(), user).await?;
-    Ok(state.hub.stream(token, first, state.shutdown.clone()))
+    Ok((token, user))
 }

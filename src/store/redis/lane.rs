@@ -162,37 +162,27 @@ impl<M: Merge> Lanes<M> {
                         // Pushed calls go out when the set is next polled,
                         // before any later one: in arrival order.
                         Ok(n) if n > 0 => in_flight.push(self.answer(tag_id, batch)),
+                        // Closed, and the requests sent before the close
+                        // are answered or on their way.
                         Ok(_) => break,
-                        Err(_idle) => {
-                            if in_flight.is_empty() && self.close_if_idle(tag_id, &mut lane) {
-                                break;
-                            }
-                        }
+                        Err(_idle) if in_flight.is_empty() => self.close_if_idle(tag_id, &mut lane),
+                        Err(_idle) => {}
                     }
                 }
             }
         }
-        // Closed: requests sent between the last check and the close.
         while in_flight.next().await.is_some() {}
-        loop {
-            let mut batch = Vec::with_capacity(max);
-            if lane.recv_many(&mut batch, max).await == 0 {
-                return;
-            }
-            self.answer(tag_id, batch).await;
-        }
     }
 
-    /// Unlists and closes an empty lane; false if requests arrived meanwhile.
-    fn close_if_idle(&self, tag_id: i64, lane: &mut Lane<M>) -> bool {
+    /// Unlists and closes an empty lane; one that got requests meanwhile
+    /// goes on.
+    fn close_if_idle(&self, tag_id: i64, lane: &mut Lane<M>) {
         let mut lanes = self.inner.lanes.lock().expect("lanes lock is never poisoned");
-        if !lane.is_empty() {
-            return false;
+        if lane.is_empty() {
+            // Still this lane's entry: a lane is replaced only once closed.
+            lanes.remove(&tag_id);
+            lane.close();
         }
-        // Still this lane's entry: a lane is replaced only once closed.
-        lanes.remove(&tag_id);
-        lane.close();
-        true
     }
 
     async fn answer(&self, tag_id: i64, batch: Vec<Pending<M>>) {

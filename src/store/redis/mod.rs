@@ -118,8 +118,7 @@ impl RedisStore {
     /// # Errors
     /// Redis failures and script errors.
     pub async fn eval(&self, script: &Script, base: String, args: Vec<Value>) -> Result<Reply, StoreError> {
-        let value: Value = script.evalsha_with_reload(self.client(), base, args).await?;
-        Ok(Reply::from_value(value))
+        eval_on(self.client(), script, base, args).await
     }
 
     /// Runs `script` on the tag whose base is `base`, down the one
@@ -136,9 +135,13 @@ impl RedisStore {
         args: Vec<Value>,
     ) -> Result<Reply, StoreError> {
         let clients = self.pool.clients();
-        let client = &clients[tag_id.unsigned_abs() as usize % clients.len()];
-        let value: Value = script.evalsha_with_reload(client, base, args).await?;
-        Ok(Reply::from_value(value))
+        eval_on(
+            &clients[tag_id.unsigned_abs() as usize % clients.len()],
+            script,
+            base,
+            args,
+        )
+        .await
     }
 
     /// Loads every script, so the first requests skip the `NOSCRIPT` retry.
@@ -162,6 +165,12 @@ impl RedisStore {
     pub async fn quit(&self) {
         let _ = self.pool.quit().await;
     }
+}
+
+/// Runs `script` on the tag whose base is `base` through `client`.
+async fn eval_on(client: &Client, script: &Script, base: String, args: Vec<Value>) -> Result<Reply, StoreError> {
+    let value: Value = script.evalsha_with_reload(client, base, args).await?;
+    Ok(Reply::from_value(value))
 }
 
 /// The array a script returns, with typed access by position.
